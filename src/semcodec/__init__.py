@@ -1,0 +1,36 @@
+"""semcodec: semantic image coding at ultra-low bitrates and LLM-driven lossless coding.
+
+Python API (mirrors the CLI)::
+
+    import semcodec
+    data = semcodec.compress("kodim01.png", bpp=0.03)          # bytes of one .smc file
+    image = semcodec.decompress(data)                           # H×W×3 uint8 array
+    decoded = semcodec.decode(data); decoded.caption            # image + text streams
+    semcodec.describe(data)                                     # streams, bytes, bpp shares
+"""
+
+from .errors import (
+    FormatError,
+    ImageTooLargeError,
+    MissingComponentError,
+    ProfileMismatchError,
+    RateError,
+    SemcodecError,
+)
+from .pipeline import Decoded, compress, decode, decompress, describe
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Decoded",
+    "FormatError",
+    "ImageTooLargeError",
+    "MissingComponentError",
+    "ProfileMismatchError",
+    "RateError",
+    "SemcodecError",
+    "compress",
+    "decode",
+    "decompress",
+    "describe",
+]

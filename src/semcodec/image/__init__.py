@@ -1,0 +1,1 @@
+"""Image codecs: classical (imagecodecs / pillow-heif) and learned (CompressAI)."""

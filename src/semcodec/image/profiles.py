@@ -1,0 +1,1 @@
+"""Classical image profiles (registered on import). Filled in by the classical-codec work."""

@@ -1,0 +1,81 @@
+"""Profiles are registered by decorator and looked up by name (CLI) or id (container header)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..errors import MissingComponentError, ProfileMismatchError
+from .base import Profile
+
+P = TypeVar("P", bound=type[Profile])
+
+_BY_NAME: dict[str, type[Profile]] = {}
+_BY_ID: dict[int, type[Profile]] = {}
+
+#: Modules whose import registers profiles. Each capability adds its module here.
+PROFILE_MODULES: list[str] = [
+    "semcodec.image.profiles",
+]
+
+DEFAULT_PROFILE = "avif"
+
+_loaded = False
+
+
+def register_profile(cls: P) -> P:
+    """Class decorator: make a profile reachable by ``cls.name`` and ``cls.profile_id``."""
+    if cls.name in _BY_NAME and _BY_NAME[cls.name] is not cls:
+        raise ValueError(f"profile name {cls.name!r} registered twice")
+    if cls.profile_id in _BY_ID and _BY_ID[cls.profile_id] is not cls:
+        raise ValueError(f"profile id {cls.profile_id} registered twice")
+    _BY_NAME[cls.name] = cls
+    _BY_ID[cls.profile_id] = cls
+    return cls
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in PROFILE_MODULES:
+        importlib.import_module(mod)
+
+
+def profile_classes() -> dict[str, type[Profile]]:
+    _load_all()
+    return dict(sorted(_BY_NAME.items(), key=lambda kv: kv[1].profile_id))
+
+
+def get_profile(name: str, **options: Any) -> Profile:
+    _load_all()
+    try:
+        cls = _BY_NAME[name]
+    except KeyError:
+        raise MissingComponentError(
+            f"unknown profile {name!r}; available: {', '.join(sorted(_BY_NAME))}"
+        ) from None
+    reason = cls.availability()
+    if reason:
+        raise MissingComponentError(f"profile {name!r} is not available here: {reason}")
+    return cls(**options)
+
+
+def profile_for_id(profile_id: int, **options: Any) -> Profile:
+    _load_all()
+    cls = _BY_ID.get(profile_id)
+    if cls is None:
+        raise ProfileMismatchError(
+            f"this file was written with profile id {profile_id}, which this build of semcodec does not know;"
+            " decode it with the semcodec version that wrote it"
+        )
+    reason = cls.availability()
+    if reason:
+        raise MissingComponentError(f"this file needs profile {cls.name!r}, not available here: {reason}")
+    return cls(**options)
+
+
+def profile_factory(name: str) -> Callable[..., Profile]:
+    return lambda **kw: get_profile(name, **kw)

@@ -1,0 +1,106 @@
+"""The text-coder contract and registry.
+
+A TEXT stream is self-describing: ``[coder id (1 byte)] [coder payload]``. Any reader can therefore
+turn a TEXT stream back into a string without knowing which profile wrote it, as long as it has the
+coder (and, for LM coders, the same model weights — their hash is part of the coder's identity).
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from ..errors import FormatError, MissingComponentError
+
+
+class TextCoder(ABC):
+    """Encodes a string to bytes and back, exactly. Must round-trip *any* Unicode string."""
+
+    name: ClassVar[str]
+    coder_id: ClassVar[int]  # 0..255, unique, part of the format: never reuse an id
+
+    @classmethod
+    def availability(cls) -> str | None:
+        return None
+
+    @abstractmethod
+    def encode(self, text: str) -> bytes: ...
+
+    @abstractmethod
+    def decode(self, data: bytes) -> str: ...
+
+
+_BY_NAME: dict[str, type[TextCoder]] = {}
+_BY_ID: dict[int, type[TextCoder]] = {}
+
+#: Modules whose import registers text coders.
+TEXT_CODER_MODULES: list[str] = ["semcodec.text.classic"]
+
+#: Preference order for "the best text coder available" (first available wins).
+PREFERRED_TEXT_CODERS: list[str] = ["zlib"]
+
+_loaded = False
+
+
+def register_text_coder(cls: type[TextCoder]) -> type[TextCoder]:
+    if cls.coder_id in _BY_ID and _BY_ID[cls.coder_id] is not cls:
+        raise ValueError(f"text coder id {cls.coder_id} registered twice")
+    _BY_NAME[cls.name] = cls
+    _BY_ID[cls.coder_id] = cls
+    return cls
+
+
+def _load_all() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for mod in TEXT_CODER_MODULES:
+            importlib.import_module(mod)
+
+
+def text_coder_classes() -> dict[str, type[TextCoder]]:
+    _load_all()
+    return dict(_BY_NAME)
+
+
+_INSTANCES: dict[str, TextCoder] = {}
+
+
+def get_text_coder(name: str) -> TextCoder:
+    """Return a (cached) instance; LM coders load their model once per process."""
+    _load_all()
+    if name not in _BY_NAME:
+        raise MissingComponentError(f"unknown text coder {name!r}; available: {', '.join(sorted(_BY_NAME))}")
+    if name not in _INSTANCES:
+        cls = _BY_NAME[name]
+        reason = cls.availability()
+        if reason:
+            raise MissingComponentError(f"text coder {name!r} not available: {reason}")
+        _INSTANCES[name] = cls()
+    return _INSTANCES[name]
+
+
+def best_text_coder() -> TextCoder:
+    _load_all()
+    for name in PREFERRED_TEXT_CODERS:
+        cls = _BY_NAME.get(name)
+        if cls is not None and cls.availability() is None:
+            return get_text_coder(name)
+    return get_text_coder("zlib")
+
+
+def encode_text_stream(text: str, coder: TextCoder | None = None) -> bytes:
+    coder = coder or best_text_coder()
+    return bytes([coder.coder_id]) + coder.encode(text)
+
+
+def decode_text_stream(payload: bytes) -> str:
+    _load_all()
+    if not payload:
+        raise FormatError("corrupted text stream: empty")
+    cls = _BY_ID.get(payload[0])
+    if cls is None:
+        raise FormatError(f"text stream uses unknown text coder id {payload[0]}")
+    coder = get_text_coder(cls.name)
+    return coder.decode(payload[1:])

@@ -1,0 +1,48 @@
+"""Model-free text coders: raw UTF-8 and zlib (PerCo's choice). Always available."""
+
+from __future__ import annotations
+
+import zlib
+
+from ..errors import FormatError
+from .base import TextCoder, register_text_coder
+
+
+@register_text_coder
+class RawUtf8Coder(TextCoder):
+    name = "raw"
+    coder_id = 0
+
+    def encode(self, text: str) -> bytes:
+        return text.encode("utf-8")
+
+    def decode(self, data: bytes) -> str:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError("corrupted text stream: invalid UTF-8") from None
+
+
+@register_text_coder
+class ZlibCoder(TextCoder):
+    """Raw DEFLATE at level 9 (no zlib header/adler: the container CRC already protects it)."""
+
+    name = "zlib"
+    coder_id = 1
+
+    def encode(self, text: str) -> bytes:
+        c = zlib.compressobj(9, zlib.DEFLATED, -15)
+        return c.compress(text.encode("utf-8")) + c.flush()
+
+    def decode(self, data: bytes) -> str:
+        d = zlib.decompressobj(-15)
+        try:
+            raw = d.decompress(data, 1 << 20)
+        except zlib.error as e:
+            raise FormatError(f"corrupted text stream: {e}") from None
+        if d.unconsumed_tail or not d.eof:
+            raise FormatError("corrupted text stream: deflate data incomplete or over 1 MiB")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError("corrupted text stream: invalid UTF-8") from None
