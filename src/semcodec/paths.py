@@ -1,0 +1,37 @@
+"""Where shared data and packaged weights live. Data is never bundled: it is found by path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_WEIGHTS = Path(__file__).parent / "weights"
+
+
+def shared_data_dir() -> Path | None:
+    """``$SEMCODEC_DATA`` if set, else ``../shared/data`` beside the repo or the working directory."""
+    env = os.environ.get("SEMCODEC_DATA")
+    if env:
+        p = Path(env)
+        return p if p.is_dir() else None
+    candidates = [
+        Path.cwd() / "../shared/data",
+        Path(__file__).resolve().parents[3] / "shared/data",  # src/semcodec/paths.py -> repo/.. (checkout)
+        Path(__file__).resolve().parents[2] / "../shared/data",
+    ]
+    for c in candidates:
+        if c.is_dir():
+            return c.resolve()
+    return None
+
+
+def shared_weights_dir() -> Path | None:
+    """``$SEMCODEC_WEIGHTS`` if set, else ``../shared/weights`` (only exists inside this workplace)."""
+    env = os.environ.get("SEMCODEC_WEIGHTS")
+    if env:
+        p = Path(env)
+        return p if p.is_dir() else None
+    data = shared_data_dir()
+    if data is not None and (data.parent / "weights").is_dir():
+        return (data.parent / "weights").resolve()
+    return None
