@@ -17,6 +17,7 @@ _BY_ID: dict[int, type[Profile]] = {}
 #: Modules whose import registers profiles. Each capability adds its module here.
 PROFILE_MODULES: list[str] = [
     "semcodec.image.profiles",
+    "semcodec.generative.itc",
 ]
 
 DEFAULT_PROFILE = "avif"

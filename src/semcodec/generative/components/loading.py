@@ -1,0 +1,224 @@
+"""Load the parts of a latent diffusion model by HF hub id or local folder (``from_pretrained``).
+
+Every loader takes the *source* (``"stabilityai/stable-diffusion-2-1-base"`` or ``/models/sd21``) and a
+subfolder (the diffusers pipeline layout: ``unet/ vae/ text_encoder/ tokenizer/ scheduler/``). A bare
+``save_pretrained`` folder works too: when ``source/<subfolder>`` is absent but ``source`` itself holds
+a config, the folder is used directly. Nothing here downloads unless the source is a hub id and the
+machine can reach the hub; a missing model raises :class:`MissingComponentError` saying what to set.
+
+:func:`component_identity` fingerprints what was loaded so a profile can put it into
+``Profile.config()``: a file decoded with different weights then fails the header hash check instead of
+silently producing another image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...errors import MissingComponentError
+
+HASH_FULL_LIMIT = 64 << 20  # files up to 64 MiB are hashed whole
+HASH_EDGE = 4 << 20  # bigger ones: size + first and last 4 MiB (a changed tensor changes its bytes' hash
+#                      only if it lies there, but any re-export changes the safetensors header at the front)
+
+_CONFIG_NAMES = ("config.json", "scheduler_config.json", "tokenizer_config.json", "tokenizer.json")
+
+SCHEDULER_KINDS = {
+    "ddim": "DDIMScheduler",
+    "ddpm": "DDPMScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "dpm": "DPMSolverMultistepScheduler",
+    "pndm": "PNDMScheduler",
+}
+
+
+def _resolve(source: str | os.PathLike, subfolder: str | None) -> tuple[str, str | None]:
+    """``(path_or_id, subfolder)`` to hand to ``from_pretrained``."""
+    src = Path(source).expanduser()
+    if src.is_dir():
+        if subfolder and (src / subfolder).is_dir():
+            return str(src / subfolder), None
+        if any((src / n).is_file() for n in _CONFIG_NAMES) or any(src.glob("*.safetensors")):
+            return str(src), None
+        if subfolder:
+            raise MissingComponentError(f"{src} has neither a {subfolder}/ folder nor a model config")
+        raise MissingComponentError(f"{src} holds no model config (config.json)")
+    if str(source).startswith((".", "/", "~")) or os.sep in str(source) and str(source).count("/") > 1:
+        raise MissingComponentError(f"model folder {source} does not exist")
+    return str(source), subfolder
+
+
+def _wrap(what: str, source: Any, err: Exception) -> MissingComponentError:
+    return MissingComponentError(
+        f"could not load the {what} from {source!s}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}."
+        " Point the profile at a diffusers model folder or hub id (e.g. --set model=/path/to/sd-2-1"
+        " or SEMCODEC_SD_MODEL; ControlNet: --set controlnet=... or SEMCODEC_CONTROLNET)"
+    )
+
+
+def _prepare(model: Any) -> Any:
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def _load_config(cls: Any, path: str, subfolder: str | None, revision: str | None) -> dict[str, Any]:
+    kw: dict[str, Any] = {"subfolder": subfolder} if subfolder else {}
+    if revision:
+        kw["revision"] = revision
+    return dict(cls.load_config(path, **kw))
+
+
+def load_unet(source: str | os.PathLike, subfolder: str | None = "unet", *, revision: str | None = None,
+              dtype: torch.dtype = torch.float32, cls: Any = None) -> Any:
+    """A ``UNet2DConditionModel`` (or ``cls``, e.g. a subclass with extra input channels)."""
+    from diffusers import UNet2DConditionModel
+
+    path, sub = _resolve(source, subfolder)
+    try:
+        model = (cls or UNet2DConditionModel).from_pretrained(path, subfolder=sub, revision=revision, torch_dtype=dtype)
+    except (OSError, ValueError) as e:
+        raise _wrap("UNet", source, e) from None
+    return _prepare(model)
+
+
+def load_controlnet(source: str | os.PathLike, subfolder: str | None = None, *, revision: str | None = None,
+                    dtype: torch.dtype = torch.float32) -> Any:
+    """A ``ControlNetModel`` (DiffBIR-style restoration ControlNets are exported in this class)."""
+    from diffusers import ControlNetModel
+
+    path, sub = _resolve(source, subfolder)
+    try:
+        model = ControlNetModel.from_pretrained(path, subfolder=sub, revision=revision, torch_dtype=dtype)
+    except (OSError, ValueError) as e:
+        raise _wrap("ControlNet", source, e) from None
+    return _prepare(model)
+
+
+def load_vae(source: str | os.PathLike, subfolder: str | None = "vae", *, revision: str | None = None,
+             dtype: torch.dtype = torch.float32) -> Any:
+    """``AutoencoderKL``, ``AutoencoderTiny`` or another diffusers ``Autoencoder*`` named by its config."""
+    import diffusers
+
+    path, sub = _resolve(source, subfolder)
+    try:
+        config = _load_config(diffusers.AutoencoderKL, path, sub, revision)
+        name = str(config.get("_class_name", "AutoencoderKL"))
+        if not name.startswith("Autoencoder") or not hasattr(diffusers, name):
+            raise ValueError(f"config names class {name!r}, not a diffusers autoencoder")
+        model = getattr(diffusers, name).from_pretrained(path, subfolder=sub, revision=revision, torch_dtype=dtype)
+    except (OSError, ValueError) as e:
+        raise _wrap("VAE", source, e) from None
+    return _prepare(model)
+
+
+def load_text_encoder(source: str | os.PathLike, subfolder: str | None = "text_encoder", *,
+                      revision: str | None = None, dtype: torch.dtype = torch.float32) -> Any:
+    """The prompt encoder: ``CLIPTextModel`` for SD 1.x/2.x, any transformers ``AutoModel`` otherwise."""
+    from transformers import AutoConfig, AutoModel, CLIPTextModel
+
+    path, sub = _resolve(source, subfolder)
+    kw: dict[str, Any] = {"subfolder": sub or ""}
+    if revision:
+        kw["revision"] = revision
+    try:
+        config = AutoConfig.from_pretrained(path, **kw)
+        cls = CLIPTextModel if config.model_type == "clip_text_model" else AutoModel
+        model = cls.from_pretrained(path, dtype=dtype, **kw)
+    except (OSError, ValueError) as e:
+        raise _wrap("text encoder", source, e) from None
+    return _prepare(model)
+
+
+def load_tokenizer(source: str | os.PathLike, subfolder: str | None = "tokenizer", *,
+                   revision: str | None = None) -> Any:
+    """The tokenizer matching the text encoder (``CLIPTokenizer`` for SD)."""
+    from transformers import AutoTokenizer
+
+    path, sub = _resolve(source, subfolder)
+    kw: dict[str, Any] = {"subfolder": sub or ""}
+    if revision:
+        kw["revision"] = revision
+    try:
+        return AutoTokenizer.from_pretrained(path, **kw)
+    except (OSError, ValueError) as e:
+        raise _wrap("tokenizer", source, e) from None
+
+
+def load_scheduler(source: str | os.PathLike, subfolder: str | None = "scheduler", *, revision: str | None = None,
+                   kind: str | None = None) -> Any:
+    """The noise scheduler from its saved config; ``kind`` ("ddim", "ddpm", ...) swaps the class, keeping
+    the model's beta schedule and prediction type (how diffusers pipelines swap samplers)."""
+    import diffusers
+
+    path, sub = _resolve(source, subfolder)
+    try:
+        config = _load_config(diffusers.DDIMScheduler, path, sub, revision)
+    except (OSError, ValueError) as e:
+        raise _wrap("scheduler", source, e) from None
+    name = SCHEDULER_KINDS.get(kind, kind) if kind else str(config.get("_class_name", "DDIMScheduler"))
+    cls = getattr(diffusers, name, None)
+    if cls is None or not name.endswith("Scheduler"):
+        raise MissingComponentError(f"unknown scheduler {name!r}; use one of {', '.join(SCHEDULER_KINDS)}")
+    return cls.from_config(config)
+
+
+# --------------------------------------------------------------------------- identity
+
+
+_ID_CACHE: dict[tuple[str, str], str] = {}
+
+
+def _hash_file(path: Path, h: Any) -> None:
+    size = path.stat().st_size
+    h.update(f"{path.name}:{size}:".encode())
+    with path.open("rb") as f:
+        if size <= HASH_FULL_LIMIT:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        else:
+            h.update(f.read(HASH_EDGE))
+            f.seek(size - HASH_EDGE)
+            h.update(f.read(HASH_EDGE))
+
+
+def _local_dir(source: str | os.PathLike, subfolder: str | None, revision: str | None) -> Path | None:
+    src = Path(source).expanduser()
+    if src.is_dir():
+        path, _ = _resolve(src, subfolder)
+        return Path(path)
+    try:  # a hub id already in the local cache: fingerprint the cached files
+        from huggingface_hub import snapshot_download
+
+        snap = Path(snapshot_download(str(source), revision=revision, local_files_only=True))
+    except Exception:
+        return None
+    return snap / subfolder if subfolder and (snap / subfolder).is_dir() else snap
+
+
+def component_identity(source: str | os.PathLike, subfolder: str | None = None, *,
+                       revision: str | None = None) -> str:
+    """Short stable fingerprint of a component: sha256 over its config and weight files (names, sizes,
+    contents; files over 64 MiB by size + first/last 4 MiB). Hub ids not in the local cache fall back to
+    ``"<id>@<revision>"``: the receiver must then load the same revision."""
+    key = (str(source), f"{subfolder}@{revision}")
+    if key in _ID_CACHE:
+        return _ID_CACHE[key]
+    folder = _local_dir(source, subfolder, revision)
+    if folder is None:
+        ident = f"{source}@{revision or 'main'}" + (f"/{subfolder}" if subfolder else "")
+    else:
+        h = hashlib.sha256()
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(
+            part.startswith(".") for part in p.relative_to(folder).parts))
+        for p in files:
+            if p.suffix in (".json", ".txt", ".safetensors", ".bin", ".model", ".pth", ".ckpt"):
+                _hash_file(p, h)
+        ident = "sha256:" + h.hexdigest()[:16]
+    _ID_CACHE[key] = ident
+    return ident
