@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -50,6 +51,24 @@ def profile_classes() -> dict[str, type[Profile]]:
     return dict(sorted(_BY_NAME.items(), key=lambda kv: kv[1].profile_id))
 
 
+_INSTANCES: dict[str, Profile] = {}
+_MAX_INSTANCES = 16
+
+
+def _cached(cls: type[Profile], options: dict[str, Any]) -> Profile:
+    """One instance per (profile, options) per process: heavy models load once per worker, not per image."""
+    try:
+        key = cls.name + json.dumps(options, sort_keys=True, default=str)
+    except TypeError:
+        return cls(**options)
+    inst = _INSTANCES.get(key)
+    if inst is None:
+        if len(_INSTANCES) >= _MAX_INSTANCES:
+            _INSTANCES.pop(next(iter(_INSTANCES)))
+        inst = _INSTANCES[key] = cls(**options)
+    return inst
+
+
 def get_profile(name: str, **options: Any) -> Profile:
     _load_all()
     try:
@@ -61,7 +80,7 @@ def get_profile(name: str, **options: Any) -> Profile:
     reason = cls.availability()
     if reason:
         raise MissingComponentError(f"profile {name!r} is not available here: {reason}")
-    return cls(**options)
+    return _cached(cls, options)
 
 
 def profile_for_id(profile_id: int, **options: Any) -> Profile:
@@ -75,7 +94,7 @@ def profile_for_id(profile_id: int, **options: Any) -> Profile:
     reason = cls.availability()
     if reason:
         raise MissingComponentError(f"this file needs profile {cls.name!r}, not available here: {reason}")
-    return cls(**options)
+    return _cached(cls, options)
 
 
 def profile_factory(name: str) -> Callable[..., Profile]:
