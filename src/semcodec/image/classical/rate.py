@@ -112,8 +112,9 @@ def choose(
         else:
             smallest = min(scaled_size(w, h, f) for f in scales)
             detail = f"even quality {codec.qmin} at {smallest[0]}x{smallest[1]} pixels needs more"
+        hint = "" if codec.name in ("webp", "jxl") else " or use a profile with smaller headers (webp, jxl)"
         raise RateError(
             f"{codec.name}: no operating point fits {max_bytes} bytes for the image stream ({detail});"
-            " raise --bpp or use a profile with a smaller header (webp, jxl)"
+            f" raise --bpp{hint}"
         )
     return best
