@@ -1,0 +1,1 @@
+"""PerCo (Careil et al., ICLR 2024): VQ hyper-latent + caption conditioning of a latent diffusion UNet."""

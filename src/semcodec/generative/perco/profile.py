@@ -1,0 +1,207 @@
+"""``perco`` profile: VQ hyper-latent + zlib caption → caption- and map-conditioned latent diffusion.
+
+::
+
+    encode: image ─pad─► VAE.encode ─► z ─► hyper-encoder ─► grid gh×gw ─► VQ indices ─► LATENT (uniform)
+            caption (user) ─► zlib ────────────────────────────────────────────────────► TEXT
+            seed, steps, guidance, gh, gw, V ─► PARAMS
+    decode: LATENT ─► codebook ─► upsample ─┐
+            TEXT ─► text encoder ─► z_g ────┼─► DDIM from seeded noise, ε̂ = ε(x,z_l,∅) + s(ε(x,z_l,z_g) − ε(x,z_l,∅))
+            PARAMS ─────────────────────────┘   ─► VAE.decode ─► crop ─► image
+
+The grid is chosen from the byte budget (finest grid whose streams fit), or from ``quality`` =
+grid cell size in latent pixels. Model folder (``--set model=DIR`` or ``$SEMCODEC_PERCO_MODEL``): a
+diffusers layout ``unet/`` (with the D extra inputs), ``vae/``, ``text_encoder/``, ``tokenizer/``,
+``scheduler/`` and ``perco/`` (hyper-encoder, codebook, null embedding), as written by
+``python -m semcodec.generative.perco.train``. ``--set vae=taef2`` swaps in the TAEF2 autoencoder
+when the UNet works in the FLUX.2 latent space.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ...container import Stream, StreamKind, stream_cost
+from ...container.params import pack_params, unpack_params
+from ...errors import FormatError, MissingComponentError, RateError
+from ...profiles import EncodeRequest, Profile
+from ...profiles.registry import register_profile
+from ..components import DiffusionComponents, component_identity, fixed_threads, seeded_noise
+from ..components.sampling import fresh_scheduler, pad_to_multiple
+from ..latent.vae import is_taef2, load_latent_space
+from ..latent.vq import PercoHead, grid_for, index_bits, pack_indices, unpack_indices
+from .unet import perco_eps
+
+MODEL_ENV = "SEMCODEC_PERCO_MODEL"
+PARAMS_SCHEMA: list[tuple[str, Any]] = [
+    ("version", "u"), ("seed", "u"), ("steps", "u"), ("guidance", "f32"), ("gh", "u"), ("gw", "u"), ("V", "u"),
+]
+#: grid cell sizes (latent pixels per VQ index side) tried from fine to coarse
+CELLS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+MAX_STEPS = 1000
+
+
+def _file_digest(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+@register_profile
+class PercoProfile(Profile):
+    name: ClassVar[str] = "perco"
+    profile_id: ClassVar[int] = 34
+    description: ClassVar[str] = (
+        "PerCo: VQ hyper-latent (uniform index code) + zlib caption, map+text conditioned diffusion"
+        f" (set {MODEL_ENV})"
+    )
+    uses_caption: ClassVar[bool] = True
+
+    def __init__(self, model: str | None = None, head: str | None = None, vae: str | None = None,
+                 steps: int = 20, guidance: float = 3.0, seed: int = 0, text_coder: str = "zlib",
+                 scheduler_kind: str | None = "ddim", **parts: str | None) -> None:
+        model = model or os.environ.get(MODEL_ENV) or None
+        if not model and not parts.get("unet"):
+            raise MissingComponentError(
+                f"perco needs a PerCo model folder: set {MODEL_ENV} or --set model=DIR (a diffusers layout with"
+                " unet/ carrying the extra VQ input channels, vae/, text_encoder/, tokenizer/, scheduler/ and perco/;"
+                " build one with `python -m semcodec.generative.perco.train`)"
+            )
+        if vae and not is_taef2(vae):
+            parts["vae"] = vae
+        self.bundle = DiffusionComponents.from_sources(model, scheduler_kind=scheduler_kind, **parts)
+        head_dir = Path(head) if head else (Path(model) / "perco" if model else None)
+        if head_dir is None or not (head_dir / "model.safetensors").is_file():
+            raise MissingComponentError(f"PerCo head (hyper-encoder + codebook) not found at {head_dir}")
+        self.head_dir = head_dir
+        self.vae_spec = vae
+        if not 1 <= int(steps) <= MAX_STEPS:
+            raise ValueError(f"steps must be in 1..{MAX_STEPS}")
+        self.steps, self.guidance, self.seed = int(steps), float(guidance), int(seed)
+        self.text_coder = text_coder
+        self._head: PercoHead | None = None
+        self._space: Any = None
+
+    @classmethod
+    def availability(cls) -> str | None:
+        try:
+            import diffusers  # noqa: F401
+            import transformers  # noqa: F401
+        except ImportError as e:
+            return f"needs diffusers and transformers ({e.name} missing): pip install diffusers transformers"
+        return None
+
+    # ------------------------------------------------------------------ components
+    @property
+    def head(self) -> PercoHead:
+        if self._head is None:
+            self._head = PercoHead.load(self.head_dir)
+        return self._head
+
+    @property
+    def space(self) -> Any:
+        if self._space is None:
+            self._space = load_latent_space(self.vae_spec if is_taef2(self.vae_spec) else None, self.bundle)
+        return self._space
+
+    def config(self) -> dict[str, Any]:
+        ids = {}
+        for part in ("unet", "text_encoder", "tokenizer", "scheduler"):
+            src, sub = self.bundle.sources.source(part)
+            ids[part] = component_identity(src, sub, revision=self.bundle.sources.revision)
+        if is_taef2(self.vae_spec):
+            ids["vae"] = f"taef2:{self.space.identity}"
+        else:
+            src, sub = self.bundle.sources.source("vae")
+            ids["vae"] = component_identity(src, sub, revision=self.bundle.sources.revision)
+        return {
+            "profile": self.name, "format": 1, "schema": [f for f, _ in PARAMS_SCHEMA],
+            "components": ids, "head": _file_digest(self.head_dir / "model.safetensors"),
+            "text_coder": self.text_coder, "scheduler_kind": self.bundle.sources.scheduler_kind,
+        }
+
+    def _multiple(self) -> int:
+        return self.space.factor * 2 ** (len(self.bundle.unet.config.block_out_channels) - 1)
+
+    # ------------------------------------------------------------------ encode
+    def encode(self, request: EncodeRequest) -> list[Stream]:
+        from ...text import encode_text_stream, get_text_coder
+
+        text = Stream(StreamKind.TEXT, encode_text_stream(request.caption or "", get_text_coder(self.text_coder)))
+        V = self.head.V
+        padded = pad_to_multiple(request.image, self._multiple())
+        with fixed_threads(), torch.no_grad():
+            z = self.space.encode(padded)
+        h, w = z.shape[-2:]
+
+        def cost(grid: tuple[int, int]) -> int:
+            params = pack_params(PARAMS_SCHEMA, self._param_values(grid, V))
+            return (stream_cost(len(params)) + text.framed_size()
+                    + stream_cost((index_bits(grid[0] * grid[1], V) + 7) // 8))
+
+        if request.quality is not None:
+            grid = grid_for(h, w, max(1, int(round(request.quality))))
+        else:
+            grids = [grid_for(h, w, c) for c in CELLS]
+            if request.max_bytes is None:
+                grid = grid_for(h, w, 4)
+            else:
+                fitting = [g for g in grids if cost(g) <= request.max_bytes]
+                if not fitting:
+                    raise RateError(f"perco needs at least {cost(grids[-1])} bytes (1 VQ cell + caption),"
+                                    f" budget is {request.max_bytes}")
+                grid = fitting[0]
+        with fixed_threads(), torch.no_grad():
+            idx, _ = self.head.quantize(self.head.features(z, grid))
+        latent = Stream(StreamKind.LATENT, pack_indices(idx[0], V))
+        params = Stream(StreamKind.PARAMS, pack_params(PARAMS_SCHEMA, self._param_values(grid, V)))
+        return [params, text, latent]
+
+    def _param_values(self, grid: tuple[int, int], V: int) -> dict[str, Any]:
+        return {"version": 1, "seed": self.seed, "steps": self.steps, "guidance": self.guidance,
+                "gh": grid[0], "gw": grid[1], "V": V}
+
+    # ------------------------------------------------------------------ decode
+    def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
+        from ...text import decode_text_stream
+
+        if len(streams) < 3 or [s.kind for s in streams[:3]] != [StreamKind.PARAMS, StreamKind.TEXT, StreamKind.LATENT]:
+            raise FormatError("perco file must hold PARAMS, TEXT, LATENT streams")
+        p = unpack_params(PARAMS_SCHEMA, streams[0].payload)
+        if p["version"] != 1 or p["V"] != self.head.V or not 1 <= p["steps"] <= MAX_STEPS:
+            raise FormatError("perco PARAMS do not match this model")
+        caption = decode_text_stream(streams[1].payload)
+        m = self._multiple()
+        ph, pw = height + (-height) % m, width + (-width) % m
+        h, w = ph // self.space.factor, pw // self.space.factor
+        gh, gw = int(p["gh"]), int(p["gw"])
+        if not (1 <= gh <= h and 1 <= gw <= w):
+            raise FormatError(f"perco grid {gh}x{gw} does not fit a {h}x{w} latent")
+        idx = torch.tensor(unpack_indices(streams[2].payload, gh * gw, self.head.V)).view(1, gh, gw)
+        with fixed_threads(), torch.no_grad():
+            z = self.sample(idx, caption, (h, w), int(p["seed"]), int(p["steps"]), float(p["guidance"]))
+            img = self.space.decode(z)
+        return img[:height, :width]
+
+    @torch.no_grad()
+    def sample(self, idx: torch.Tensor, caption: str, size: tuple[int, int], seed: int, steps: int,
+               guidance: float) -> torch.Tensor:
+        """DDIM from seeded noise with the upsampled VQ map and text-only CFG (PerCo Eq. 2)."""
+        head, unet = self.head, self.bundle.unet
+        z_l = head.upsample(head.lookup(idx), size)
+        text = self.bundle.encode_prompt([caption])
+        null = head.null_text[None, : text.shape[1]]
+        if null.shape != text.shape:
+            raise MissingComponentError(f"PerCo null embedding {tuple(head.null_text.shape)} does not match the"
+                                        f" text encoder output {tuple(text.shape[1:])}")
+        sched = fresh_scheduler(self.bundle, steps)
+        C = int(unet.config.out_channels)
+        x = seeded_noise((1, C, *size), seed) * float(getattr(sched, "init_noise_sigma", 1.0))
+        for t in sched.timesteps:
+            eps = perco_eps(unet, sched.scale_model_input(x, t), t, z_l, text, null, guidance)
+            x = sched.step(eps, t, x).prev_sample
+        return x
