@@ -1,0 +1,138 @@
+"""Ray execution: a pool of long-lived actors, one per CPU, fed jobs as they free up.
+
+Why actors and not plain tasks: a profile or metric with a large model loads it once per actor and
+keeps it (profiles and metrics are cached per process), so 10,000 images pay for one load per worker.
+
+Failure handling:
+- a job that returns an ``error`` is retried once on another free actor, then recorded with its error;
+- an actor that dies (OOM, killed) is replaced and its in-flight job resubmitted, without counting it
+  as the job's failure: the driver only writes finished rows, so nothing finished is ever lost.
+
+Ray is an optional extra (``pip install 'semcodec[ray]'``); without it, ``--ray`` says how to get it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from ..errors import MissingComponentError, SemcodecError
+from .executor import Executor, JobFn, JobOutcome, call_job, init_worker
+
+MAX_ACTOR_RESTARTS_PER_JOB = 3
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise MissingComponentError("Ray is not installed: pip install 'semcodec[ray]' (or pip install ray)") from None
+    return ray
+
+
+def connect(address: str) -> bool:
+    """Join the cluster at ``address`` (``auto``: a running one, else a new local head on 127.0.0.1).
+
+    Returns True when this call started a local Ray instance (the caller shuts it down)."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        return False
+    env = {"env_vars": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}}
+    if address == "auto":
+        try:
+            ray.init(address="auto", runtime_env=env, log_to_driver=False)
+            return False
+        except (ConnectionError, RuntimeError, ValueError):
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, _node_ip_address="127.0.0.1",
+                     runtime_env=env, log_to_driver=False)
+            return True
+    try:
+        ray.init(address=address, runtime_env=env, log_to_driver=False)
+    except Exception as e:
+        raise SemcodecError(f"cannot connect to Ray at {address!r}: {e}") from None
+    return False
+
+
+def _worker_class():
+    ray = _import_ray()
+
+    @ray.remote(num_cpus=1, max_restarts=0)
+    class UnitWorker:
+        """Runs jobs one at a time; its process keeps models loaded between jobs."""
+
+        def __init__(self, threads: int):
+            init_worker(threads)
+
+        def pid(self) -> int:
+            return os.getpid()
+
+        def run(self, fn: JobFn, job: tuple[Any, ...]) -> dict[str, Any]:
+            return call_job(fn, job)
+
+    return UnitWorker
+
+
+class RayExecutor(Executor):
+    def __init__(self, address: str, workers: int | None = None, threads: int = 1, retries: int = 1):
+        self._started = connect(address)
+        ray = _import_ray()
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.workers = max(1, min(workers or cpus, cpus))
+        self.threads = threads
+        self.retries = retries
+        self._cls = _worker_class()
+        self.actors: list[Any] = [self._cls.remote(threads) for _ in range(self.workers)]
+
+    def actor_pids(self) -> list[int]:
+        ray = _import_ray()
+        return ray.get([a.pid.remote() for a in self.actors])
+
+    def map_unordered(self, fn: JobFn, jobs: Iterable[Sequence[Any]]) -> Iterator[JobOutcome]:
+        ray = _import_ray()
+        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, WorkerCrashedError
+
+        died = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
+        queue = [(tuple(j), 1, 0) for j in jobs]  # (job, attempt, actor deaths seen)
+        queue.reverse()
+        fn_ref = ray.put(fn)
+        idle = list(self.actors)
+        inflight: dict[Any, tuple[Any, tuple[Any, ...], int, int]] = {}
+        while queue or inflight:
+            while queue and idle:
+                job, attempt, deaths = queue.pop()
+                actor = idle.pop()
+                inflight[actor.run.remote(fn_ref, job)] = (actor, job, attempt, deaths)
+            ready, _ = ray.wait(list(inflight), num_returns=1)
+            ref = ready[0]
+            actor, job, attempt, deaths = inflight.pop(ref)
+            try:
+                result = ray.get(ref)
+            except died:
+                # Replace the dead actor; resubmit the job unless actors keep dying on it.
+                self.actors = [a for a in self.actors if a is not actor]
+                new = self._cls.remote(self.threads)
+                self.actors.append(new)
+                idle.append(new)
+                if deaths + 1 <= MAX_ACTOR_RESTARTS_PER_JOB:
+                    queue.append((job, attempt, deaths + 1))
+                else:
+                    yield JobOutcome(job, {"error": "RayActorError: worker died repeatedly on this job"}, attempt)
+                continue
+            except Exception as e:  # a task-level failure that is not an actor death
+                result = {"error": f"{type(e).__name__}: {e}".replace("\n", " ")[:500]}
+            idle.append(actor)
+            if result.get("error") and attempt <= self.retries:
+                queue.append((job, attempt + 1, deaths))
+            else:
+                yield JobOutcome(job, result, attempt)
+
+    def close(self) -> None:
+        ray = _import_ray()
+        for a in self.actors:
+            with contextlib.suppress(Exception):
+                ray.kill(a)
+        self.actors = []
+        if self._started and ray.is_initialized():
+            ray.shutdown()
