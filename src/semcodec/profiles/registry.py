@@ -20,6 +20,7 @@ PROFILE_MODULES: list[str] = [
     "semcodec.image.profiles",
     "semcodec.generative.perco.profile",
     "semcodec.generative.itc",
+    "semcodec.generative.sedic",
 ]
 
 DEFAULT_PROFILE = "avif"

@@ -14,6 +14,7 @@ so a profile can write it into its PARAMS stream and the decoder replays it exac
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,11 +95,13 @@ def restore(bundle: DiffusionComponents, image: np.ndarray, prompt: str, setting
     for t in timesteps:
         zin = sched.scale_model_input(z, t)
         eps = bundle.guided_eps(zin, t, cond, uncond, settings.guidance, control, settings.control_scale)
-        z = sched.step(eps, t, z, generator=gen).prev_sample if _takes_generator(sched) else sched.step(eps, t, z).prev_sample
+        z = scheduler_step(sched, eps, t, z, gen)
     return bundle.decode_latents(z)[:h, :w]
 
 
-def _takes_generator(sched: Any) -> bool:
-    import inspect
-
-    return "generator" in inspect.signature(sched.step).parameters
+def scheduler_step(sched: Any, eps: torch.Tensor, t: torch.Tensor, z: torch.Tensor,
+                   gen: torch.Generator) -> torch.Tensor:
+    """``sched.step(...).prev_sample``, passing the seeded generator to schedulers that draw noise."""
+    if "generator" in inspect.signature(sched.step).parameters:
+        return sched.step(eps, t, z, generator=gen).prev_sample
+    return sched.step(eps, t, z).prev_sample

@@ -38,11 +38,19 @@ PARAMS_SCHEMA: list[tuple[str, Any]] = [
     ("mode", "u"),  # 0 = img2img from the base latent, 1 = ControlNet on the base image
     ("seed", "u"),
     ("steps", "u"),
-    ("strength", "f32"),
-    ("guidance", "f32"),
-    ("control_scale", "f32"),
+    ("strength", "u"),  # the real-valued settings travel as integers in 1/100 units (one or two bytes each)
+    ("guidance", "u"),
+    ("control_scale", "u"),
     ("n_base", "u"),
 ]
+CENTI = 100
+
+
+def centi(x: float) -> int:
+    """Quantise a setting to 1/100 (what the file can carry); the encoder keeps the quantised value."""
+    if not 0 <= x <= 10_000:
+        raise ValueError(f"setting {x} out of range 0..10000")
+    return int(round(float(x) * CENTI))
 MODES = ("img2img", "controlnet")
 MAX_STEPS = 1000
 
@@ -82,9 +90,12 @@ class ItcProfile(Profile):
         if not 1 <= int(steps) <= MAX_STEPS:
             raise ValueError(f"steps must be in 1..{MAX_STEPS}")
         default_strength = 1.0 if mode == "controlnet" else 0.5
-        self.settings = SamplerSettings(seed=int(seed), steps=int(steps),
-                                        strength=float(default_strength if strength is None else strength),
-                                        guidance=float(guidance), control_scale=float(control_scale))
+        self.settings = SamplerSettings(
+            seed=int(seed), steps=int(steps),
+            strength=centi(default_strength if strength is None else strength) / CENTI,
+            guidance=centi(guidance) / CENTI, control_scale=centi(control_scale) / CENTI)
+        if not 0 < self.settings.strength <= 1:
+            raise ValueError("strength must be in (0, 1]")
         self.captioner = captioner
 
     @classmethod
@@ -105,7 +116,8 @@ class ItcProfile(Profile):
         s = self.settings
         return pack_params(PARAMS_SCHEMA, {
             "version": 1, "mode": MODES.index(self.mode), "seed": s.seed, "steps": s.steps,
-            "strength": s.strength, "guidance": s.guidance, "control_scale": s.control_scale, "n_base": n_base,
+            "strength": centi(s.strength), "guidance": centi(s.guidance), "control_scale": centi(s.control_scale),
+            "n_base": n_base,
         })
 
     def encode(self, request: EncodeRequest) -> list[Stream]:
@@ -130,7 +142,8 @@ class ItcProfile(Profile):
         if len(streams) < 3 or streams[0].kind != StreamKind.PARAMS or streams[1].kind != StreamKind.TEXT:
             raise FormatError("itc: expected PARAMS, TEXT and base image streams")
         p = unpack_params(PARAMS_SCHEMA, streams[0].payload)
-        if p["version"] != 1 or p["mode"] >= len(MODES) or not 1 <= p["steps"] <= MAX_STEPS:
+        if (p["version"] != 1 or p["mode"] >= len(MODES) or not 1 <= p["steps"] <= MAX_STEPS
+                or not 0 < p["strength"] <= CENTI):
             raise FormatError("itc: corrupted parameters")
         n_base = int(p["n_base"])
         if n_base < 1 or 2 + n_base > len(streams):
@@ -140,8 +153,8 @@ class ItcProfile(Profile):
             raise MissingComponentError("this itc file needs a ControlNet: set SEMCODEC_CONTROLNET or --set controlnet=...")
         caption = decode_text_stream(streams[1].payload)
         base = self.base.decode(streams[2 : 2 + n_base], width, height)
-        settings = SamplerSettings(seed=int(p["seed"]), steps=int(p["steps"]), strength=float(p["strength"]),
-                                   guidance=float(p["guidance"]), control_scale=float(p["control_scale"]))
+        settings = SamplerSettings(seed=int(p["seed"]), steps=int(p["steps"]), strength=p["strength"] / CENTI,
+                                   guidance=p["guidance"] / CENTI, control_scale=p["control_scale"] / CENTI)
         with fixed_threads():
             return restore(self.components, base, caption, settings,
                            control_image=base if mode == "controlnet" else None)

@@ -1,0 +1,105 @@
+"""SEDIC's transmitted semantics: an overall description and ≤ 3 objects (name, details, binary mask).
+
+Where they come from at the encoder, first match wins:
+
+1. ``semantics=<file.json>``: ``{"overall": str, "objects": [{"name": str, "details": str,
+   "mask": "mask.png"}]}`` (mask paths relative to the JSON file; non-zero pixels are the object);
+2. the SEDIC analysis of :mod:`semcodec.semantic` (VLM object descriptions, Grounding DINO + SAM masks)
+   when it is installed and configured;
+3. the user caption as the overall description, no objects.
+
+All texts travel in ONE TEXT stream (one framing, one coder context)::
+
+    overall description \\n name_1: details_1 \\n name_2: details_2 ...
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ...errors import FormatError, SemcodecError
+
+MAX_OBJECTS = 3
+
+
+@dataclass
+class SedicObject:
+    name: str
+    details: str
+    mask: np.ndarray  # H×W bool
+
+    @property
+    def prompt(self) -> str:
+        return f"{self.name}, {self.details}" if self.details else self.name
+
+
+@dataclass
+class Semantics:
+    overall: str
+    objects: list[SedicObject] = field(default_factory=list)
+
+
+def _clean(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def pack_texts(sem: Semantics) -> str:
+    lines = [_clean(sem.overall)]
+    for o in sem.objects:
+        lines.append(f"{_clean(o.name).replace(':', ' ')}: {_clean(o.details)}".rstrip())
+    return "\n".join(lines)
+
+
+def unpack_texts(text: str, n_objects: int) -> tuple[str, list[tuple[str, str]]]:
+    lines = text.split("\n")
+    if len(lines) != n_objects + 1:
+        raise FormatError(f"sedic: expected {n_objects + 1} description lines, found {len(lines)}")
+    objs = []
+    for line in lines[1:]:
+        name, _, details = line.partition(":")
+        objs.append((name.strip(), details.strip()))
+    return lines[0], objs
+
+
+def load_semantics_file(path: str | Path, width: int, height: int) -> Semantics:
+    """Read a semantics JSON (see module doc); masks are resized to the image size (nearest)."""
+    path = Path(path)
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise SemcodecError(f"cannot read SEDIC semantics {path}: {e}") from None
+    objects = []
+    for o in spec.get("objects", [])[:MAX_OBJECTS]:
+        mpath = path.parent / o["mask"]
+        try:
+            m = Image.open(mpath).convert("L")
+        except OSError as e:
+            raise SemcodecError(f"cannot read mask {mpath}: {e}") from None
+        if m.size != (width, height):
+            m = m.resize((width, height), Image.Resampling.NEAREST)
+        objects.append(SedicObject(str(o["name"]), str(o.get("details", "")), np.asarray(m) > 0))
+    return Semantics(str(spec.get("overall", "")), objects)
+
+
+def analyse(image: np.ndarray, caption: str | None, semantics: str | None) -> Semantics:
+    """The encoder's semantics for ``image`` (order in the module doc)."""
+    h, w = image.shape[:2]
+    if semantics:
+        sem = load_semantics_file(semantics, w, h)
+        if not sem.overall and caption:
+            sem.overall = caption
+        return sem
+    try:  # the semantic-analysis package (VLM + Grounding DINO + SAM), when present
+        from ...semantic import sedic as analysis  # type: ignore[attr-defined]
+    except ImportError:
+        analysis = None
+    if analysis is not None and hasattr(analysis, "analyze_for_profile"):
+        got = analysis.analyze_for_profile(image, caption=caption)
+        if got is not None:
+            return Semantics(got.overall, [SedicObject(o.name, o.details, o.mask) for o in got.objects][:MAX_OBJECTS])
+    return Semantics(caption or "")
