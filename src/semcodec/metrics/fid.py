@@ -1,0 +1,144 @@
+"""FID (Heusel et al. 2017) and KID (Bińkowski et al. 2018) between the reference and decoded sets.
+
+    images ─► 256×256 patches (grid + grid shifted by 128 px) ─► resize 299 ─► Inception-v3 pool3 (2048-d)
+        ─► FID = |μr−μd|² + Tr(Σr + Σd − 2(ΣrΣd)^½)       KID = unbiased MMD², kernel (x·y/d + 1)³
+
+Few images (Kodak has 24) give far too few samples for a 2048-d covariance, so, as in HiFiC
+(Mentzer et al. 2020) and the image-compression papers that followed, each image is cut into
+non-overlapping 256 px patches plus a second grid offset by 128 px (Kodak: 8 patches per image,
+192 in all). Scores on patches are comparable only with papers that use the same protocol.
+
+The network is torchvision's ``Inception3`` with weights from ``$SEMCODEC_INCEPTION_WEIGHTS`` (or
+torchvision's ``inception_v3_google-0cc3c7bd.pth`` in the torch hub cache). These are torchvision's
+ImageNet weights, not the TF-FID ``pt_inception-2015-12-05`` ones, so absolute FID values differ a
+little from pytorch-fid's; comparisons inside one report are what they are for.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .base import SetMetric, register_metric
+from .weights import find_file, load_state_dict, missing
+
+ENV = "SEMCODEC_INCEPTION_WEIGHTS"
+NAMES = ["inception_v3_google-0cc3c7bd.pth", "inception_v3.safetensors", "inception_v3.pth"]
+PATCH = 256
+
+
+def fid_patches(image: np.ndarray, size: int = PATCH) -> list[np.ndarray]:
+    """Non-overlapping ``size`` patches plus the grid shifted by size/2; the whole image if it is smaller."""
+    h, w = image.shape[:2]
+    if h < size or w < size:
+        return [image]
+    out = []
+    for off in (0, size // 2):
+        for y in range(off, h - size + 1, size):
+            for x in range(off, w - size + 1, size):
+                out.append(image[y:y + size, x:x + size])
+    return out
+
+
+def build_inception() -> torch.nn.Module:
+    from torchvision.models import Inception3
+
+    # transform_input=False: inputs are fed already scaled to [-1, 1], what the Google weights expect.
+    net = Inception3(num_classes=1000, aux_logits=True, transform_input=False, init_weights=False)
+    return net
+
+
+def load_inception(path: str | Path | None = None) -> torch.nn.Module:
+    path = Path(path) if path else find_file(ENV, NAMES)
+    if path is None:
+        raise FileNotFoundError(missing("Inception-v3 weights", ENV, NAMES))
+    net = build_inception()
+    net.load_state_dict(load_state_dict(path), strict=True)
+    net.fc = torch.nn.Identity()  # pool3 features
+    net.AuxLogits = None
+    net.aux_logits = False
+    return net.eval().requires_grad_(False)
+
+
+def inception_features(net: torch.nn.Module, images: list[np.ndarray], batch: int = 8) -> np.ndarray:
+    feats = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            x = torch.stack([torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1) for im in images[i:i + batch]])
+            x = F.interpolate(x.float() / 127.5 - 1, size=(299, 299), mode="bilinear", align_corners=False)
+            feats.append(net(x).double().numpy())
+    return np.concatenate(feats) if feats else np.zeros((0, 2048))
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy import linalg
+
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    if not np.isfinite(covmean).all():
+        eps = np.eye(len(s1)) * 1e-6
+        covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
+    covmean = np.real(covmean)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def kernel_inception_distance(a: np.ndarray, b: np.ndarray, subsets: int = 100, subset_size: int = 1000,
+                              seed: int = 0) -> float:
+    """Unbiased MMD² with the cubic polynomial kernel, averaged over random subsets (fixed seed)."""
+    n = min(len(a), len(b), subset_size)
+    if n < 2:
+        return math.nan
+    d = a.shape[1]
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(subsets):
+        x = a[rng.choice(len(a), n, replace=False)]
+        y = b[rng.choice(len(b), n, replace=False)]
+        kxx = (x @ x.T / d + 1) ** 3
+        kyy = (y @ y.T / d + 1) ** 3
+        kxy = (x @ y.T / d + 1) ** 3
+        mmd = ((kxx.sum() - np.trace(kxx)) + (kyy.sum() - np.trace(kyy))) / (n * (n - 1)) - 2 * kxy.mean()
+        vals.append(mmd)
+    return float(np.mean(vals))
+
+
+class _InceptionSet(SetMetric):
+    higher_is_better: ClassVar[bool] = False
+
+    @classmethod
+    def availability(cls) -> str | None:
+        return None if find_file(ENV, NAMES) else missing("Inception-v3 weights", ENV, NAMES)
+
+    def __init__(self) -> None:
+        self._net: torch.nn.Module | None = None
+
+    def features(self, images: list[np.ndarray]) -> np.ndarray:
+        if self._net is None:
+            self._net = load_inception()
+        return inception_features(self._net, [p for im in images for p in fid_patches(im)])
+
+
+@register_metric
+class FID(_InceptionSet):
+    name: ClassVar[str] = "fid"
+    description: ClassVar[str] = "Fréchet Inception distance on 256 px patches (HiFiC protocol)"
+
+    def compute_set(self, references: list[np.ndarray], decodeds: list[np.ndarray]) -> float:
+        return frechet_distance(self.features(references), self.features(decodeds))
+
+
+@register_metric
+class KID(_InceptionSet):
+    name: ClassVar[str] = "kid"
+    description: ClassVar[str] = "kernel Inception distance on 256 px patches"
+
+    def compute_set(self, references: list[np.ndarray], decodeds: list[np.ndarray]) -> float:
+        return kernel_inception_distance(self.features(references), self.features(decodeds))
