@@ -18,6 +18,7 @@ _BY_ID: dict[int, type[Profile]] = {}
 #: Modules whose import registers profiles. Each capability adds its module here.
 PROFILE_MODULES: list[str] = [
     "semcodec.image.profiles",
+    "semcodec.image.learned.profile",
     "semcodec.generative.perco.profile",
     "semcodec.generative.itc",
     "semcodec.generative.sedic",

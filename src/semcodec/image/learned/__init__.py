@@ -1,0 +1,1 @@
+"""Learned image codecs (CompressAI): models, deterministic bitstreams, shipped weights, profile ``lic``."""

@@ -1,0 +1,119 @@
+"""Profile ``lic`` (id 16): the shipped learned codec, offline, rate-targeted.
+
+Streams: PARAMS (scale, rate code, length of the hyper-latent bytes) + LATENT (z bytes ‖ y bytes).
+With a byte budget the encoder picks the downscale ``s`` from the calibrated policy in config.json
+(``scale_policy``: the scale that measured best on Kodak for each bpp range), then the largest rate
+code whose file fits; if even the lowest rate does not fit it tries the coarser scales, and raises
+:class:`RateError` when nothing fits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ...container import Stream, StreamKind, pack_params, stream_cost, unpack_params
+from ...errors import FormatError, RateError
+from ...profiles import EncodeRequest, Profile, register_profile
+from .coding import Coded, LicCoder
+from .weights import load_lic, weights_folder, weights_missing
+
+PARAMS_SCHEMA: list[tuple[str, Any]] = [("scale", "u"), ("rate", "u"), ("zlen", "u")]
+
+
+def _cost(c: Coded) -> int:
+    params = pack_params(PARAMS_SCHEMA, {"scale": c.scale, "rate": c.rate_code, "zlen": len(c.z_bytes)})
+    return stream_cost(len(params)) + stream_cost(len(c.z_bytes) + len(c.y_bytes))
+
+
+@register_profile
+class LicProfile(Profile):
+    name: ClassVar[str] = "lic"
+    profile_id: ClassVar[int] = 16
+    description: ClassVar[str] = "learned codec (CompressAI hyperprior, gain units, learned upsampler), offline"
+
+    def __init__(self, weights: str | None = None, scale: int | None = None, rate: int | None = None) -> None:
+        self.folder = weights or str(weights_folder())
+        self.model, self.cfg, self.digest = load_lic(self.folder)
+        self.coder = LicCoder(self.model)
+        self.force_scale = scale
+        self.force_rate = rate
+        if scale is not None and scale not in self.model.scales:
+            raise ValueError(f"scale must be one of {self.model.scales}")
+
+    @classmethod
+    def availability(cls) -> str | None:
+        return weights_missing()
+
+    def config(self) -> dict[str, Any]:
+        return {"profile": self.name, "weights": self.digest, "model": self.cfg["model"], "bitstream": 1}
+
+    # -- encoder ---------------------------------------------------------------------------------
+    def _scale_order(self, bpp: float | None) -> list[int]:
+        scales = sorted(self.model.scales)
+        if self.force_scale is not None:
+            return [self.force_scale]
+        first = int(self.cfg.get("default_scale", 2))
+        if bpp is not None:
+            for min_bpp, s in sorted(self.cfg.get("scale_policy", []), reverse=True):
+                if bpp >= min_bpp:
+                    first = int(s)
+                    break
+        return [s for s in scales if s >= first] or [scales[-1]]
+
+    def encode(self, request: EncodeRequest) -> list[Stream]:
+        img = request.image
+        top = self.coder.max_rate_code
+        if request.max_bytes is None:
+            scale = self._scale_order(None)[0]
+            if self.force_rate is not None:
+                rate = self.force_rate
+            else:
+                q = 0.5 if request.quality is None else float(request.quality)
+                rate = round(min(max(q, 0.0), 1.0) * top)
+            return self._streams(self.coder.encode_latent(self.coder.analyse(img, scale), scale, min(rate, top)))
+        budget = request.max_bytes
+        bpp = 8 * budget / (request.width * request.height)
+        for scale in self._scale_order(bpp):
+            y = self.coder.analyse(img, scale)
+            best = self._search(y, scale, budget, top if self.force_rate is None else min(self.force_rate, top))
+            if best is not None:
+                return self._streams(best)
+        raise RateError(f"lic: even the lowest rate does not fit in {budget} bytes"
+                        f" ({request.width}x{request.height}, {bpp:.5f} bpp)")
+
+    def _search(self, y: Any, scale: int, budget: int, top: int) -> Coded | None:
+        """Largest rate code whose streams fit ``budget`` (rate is monotone in the code, checked)."""
+        lo_c = self.coder.encode_latent(y, scale, 0)
+        if _cost(lo_c) > budget:
+            return None
+        hi_c = self.coder.encode_latent(y, scale, top)
+        if _cost(hi_c) <= budget:
+            return hi_c
+        lo, hi, best = 0, top, lo_c
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            c = self.coder.encode_latent(y, scale, mid)
+            if _cost(c) <= budget:
+                lo, best = mid, c
+            else:
+                hi = mid
+        return best
+
+    def _streams(self, c: Coded) -> list[Stream]:
+        params = pack_params(PARAMS_SCHEMA, {"scale": c.scale, "rate": c.rate_code, "zlen": len(c.z_bytes)})
+        return [Stream(StreamKind.PARAMS, params), Stream(StreamKind.LATENT, c.z_bytes + c.y_bytes)]
+
+    # -- decoder ---------------------------------------------------------------------------------
+    def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
+        ps = [s for s in streams if s.kind == StreamKind.PARAMS]
+        ls = [s for s in streams if s.kind == StreamKind.LATENT]
+        if len(ps) != 1 or len(ls) != 1:
+            raise FormatError("lic: expected one PARAMS and one LATENT stream")
+        p = unpack_params(PARAMS_SCHEMA, ps[0].payload)
+        scale, rate, zlen = int(p["scale"]), int(p["rate"]), int(p["zlen"])
+        payload = ls[0].payload
+        if scale not in self.model.scales or rate > self.coder.max_rate_code or zlen > len(payload):
+            raise FormatError(f"lic: invalid parameters scale={scale} rate={rate} zlen={zlen}")
+        return self.coder.decode(Coded(scale, rate, payload[:zlen], payload[zlen:]), width, height)
