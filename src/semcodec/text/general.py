@@ -1,0 +1,85 @@
+"""General-purpose byte compressors as text coders: brotli and zstd at maximum settings.
+
+Both are framed as tightly as the libraries allow (zstd: magic-less frame, no checksum/size/dict id;
+brotli: raw stream), since every byte counts for a 50-character caption.
+"""
+
+from __future__ import annotations
+
+from ..errors import FormatError
+from .base import TextCoder, register_text_coder
+
+MAX_BYTES = 1 << 20
+
+
+def _utf8(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        raise FormatError("corrupted text stream: invalid UTF-8") from None
+
+
+@register_text_coder
+class BrotliCoder(TextCoder):
+    name = "brotli"
+    coder_id = 2
+
+    @classmethod
+    def availability(cls) -> str | None:
+        try:
+            import brotli  # noqa: F401
+        except ImportError:
+            return "pip install brotli"
+        return None
+
+    def encode(self, text: str) -> bytes:
+        import brotli
+
+        return brotli.compress(text.encode("utf-8", "surrogatepass"), quality=11, lgwin=22)
+
+    def decode(self, data: bytes) -> str:
+        import brotli
+
+        try:
+            d = brotli.Decompressor()
+            out = d.process(data, output_buffer_limit=MAX_BYTES + 1)
+            if len(out) > MAX_BYTES or not d.is_finished():
+                raise FormatError("corrupted text stream: brotli data incomplete or over 1 MiB")
+        except brotli.error as e:
+            raise FormatError(f"corrupted text stream: {e}") from None
+        except TypeError:  # older brotli without output_buffer_limit
+            try:
+                out = brotli.decompress(data)
+            except brotli.error as e:
+                raise FormatError(f"corrupted text stream: {e}") from None
+        return _utf8(out)
+
+
+@register_text_coder
+class ZstdCoder(TextCoder):
+    name = "zstd"
+    coder_id = 3
+
+    @classmethod
+    def availability(cls) -> str | None:
+        try:
+            import zstandard  # noqa: F401
+        except ImportError:
+            return "pip install zstandard"
+        return None
+
+    def encode(self, text: str) -> bytes:
+        import zstandard as z
+
+        p = z.ZstdCompressionParameters.from_level(19, format=z.FORMAT_ZSTD1_MAGICLESS, write_content_size=False,
+                                                   write_checksum=False, write_dict_id=False)
+        return z.ZstdCompressor(compression_params=p).compress(text.encode("utf-8", "surrogatepass"))
+
+    def decode(self, data: bytes) -> str:
+        import zstandard as z
+
+        try:
+            out = z.ZstdDecompressor(format=z.FORMAT_ZSTD1_MAGICLESS).decompress(data, max_output_size=MAX_BYTES)
+        except z.ZstdError as e:
+            raise FormatError(f"corrupted text stream: {e}") from None
+        return _utf8(out)

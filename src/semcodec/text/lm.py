@@ -1,0 +1,212 @@
+"""Causal language models for text coding: loading, identity hash, and a deterministic step API.
+
+Both sides of an LM coder walk the text one token at a time through the *same* code path::
+
+    BOS -> step() -> logits_0 -> quantise -> integer freqs_0   (encoder codes token_1 with freqs_0,
+    token_1 -> step() -> logits_1 -> ...                          decoder decodes it with the same)
+
+so encoder and decoder compute bit-identical integer distributions (never batched-vs-incremental
+floating point). The KV cache makes this linear in length. Everything runs under one torch thread
+(:func:`fixed_threads`), so 1- and 2-thread processes agree bit for bit.
+
+Two steppers share the interface: :class:`HFStepper` drives any ``AutoModelForCausalLM`` through
+``past_key_values``; :class:`GPT2Stepper` is a lean re-implementation of GPT-2's forward for our
+shipped caption LM (same weights, same maths, ~10x less Python overhead per token than the HF module
+tree, which is what makes a 60-word caption decode in tens of milliseconds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import MissingComponentError
+
+
+@contextlib.contextmanager
+def fixed_threads(n: int = 1) -> Iterator[None]:
+    """Run torch maths on exactly ``n`` threads (restored afterwards): thread count changes reduction order."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def weights_hash(model) -> str:
+    """sha256 over parameter names, shapes and fp32 bytes: the LM's identity in the format."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().to(torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class LoadedLM:
+    """A causal LM ready for coding: model, tokenizer, special ids, identity."""
+
+    model: Any
+    tokenizer: Any  # tokenizers.Tokenizer or transformers tokenizer
+    bos_id: int
+    eos_id: int
+    vocab: int  # alphabet size of the coded symbols (= logits dimension)
+    max_context: int
+    sha256: str
+    fast: bool  # True when the GPT2Stepper can be used
+
+    def stepper(self):
+        return GPT2Stepper(self.model) if self.fast else HFStepper(self.model)
+
+    def encode_ids(self, text: str) -> list[int] | None:
+        """Token ids that decode back to exactly ``text``, or None if this tokenizer can't."""
+        try:
+            if hasattr(self.tokenizer, "encode_batch"):  # tokenizers.Tokenizer
+                ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+            else:
+                ids = self.tokenizer.encode(text, add_special_tokens=False)
+            if any(i == self.eos_id or i >= self.vocab for i in ids):
+                return None
+            return ids if self.decode_ids(ids) == text else None
+        except (TypeError, ValueError, UnicodeError):  # e.g. lone surrogates: the byte path handles them
+            return None
+
+    def decode_ids(self, ids: list[int]) -> str:
+        if hasattr(self.tokenizer, "encode_batch"):
+            return self.tokenizer.decode(ids, skip_special_tokens=False)
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+def load_causal_lm(name_or_path: str | Path) -> LoadedLM:
+    """Any HF causal LM by local path (or hub id if cached locally); never downloads at run time."""
+    import torch
+
+    try:
+        from transformers import AutoModelForCausalLM
+    except ImportError as e:  # pragma: no cover
+        raise MissingComponentError("transformers is required for LM text coders: pip install transformers") from e
+    path = Path(name_or_path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=torch.float32,
+                                                     local_files_only=True)
+    except OSError as e:
+        raise MissingComponentError(
+            f"causal LM {name_or_path!r} not found locally ({e.__class__.__name__}); pass a local folder "
+            "saved with save_pretrained (model hubs are not reachable at run time)") from None
+    model.eval()
+    tok_file = path / "tokenizer.json"
+    if path.is_dir() and tok_file.exists() and not (path / "tokenizer_config.json").exists():
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(tok_file))
+    else:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=True)
+    cfg = model.config
+    eos = cfg.eos_token_id if cfg.eos_token_id is not None else getattr(tokenizer, "eos_token_id", None)
+    if isinstance(eos, list):
+        eos = eos[0]
+    bos = cfg.bos_token_id if cfg.bos_token_id is not None else eos
+    if eos is None or bos is None:
+        raise MissingComponentError(f"causal LM {name_or_path!r} defines no end-of-text token")
+    vocab = int(model.get_output_embeddings().weight.shape[0])
+    max_ctx = int(getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings", 1024))
+    fast = type(model).__name__ == "GPT2LMHeadModel"
+    return LoadedLM(model, tokenizer, int(bos), int(eos), vocab, min(max_ctx, 4096), weights_hash(model), fast)
+
+
+class HFStepper:
+    """One token at a time through any HF causal LM with its KV cache."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.cache = None
+
+    def reset(self) -> None:
+        self.cache = None
+
+    def step(self, token: int) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([[token]]), past_key_values=self.cache, use_cache=True)
+        self.cache = out.past_key_values
+        return out.logits[0, -1].float().numpy()
+
+
+class GPT2Stepper:
+    """GPT-2 forward for one new token with a preallocated KV cache (same maths as HF GPT2LMHeadModel)."""
+
+    def __init__(self, model) -> None:
+        import torch
+
+        sd = {k: v.detach().float() for k, v in model.state_dict().items()}
+        cfg = model.config
+        self.d, self.h, self.n_ctx = cfg.n_embd, cfg.n_head, cfg.n_positions
+        self.hd = self.d // self.h
+        self.eps = cfg.layer_norm_epsilon
+        self.wte, self.wpe = sd["transformer.wte.weight"], sd["transformer.wpe.weight"]
+        self.wte_t = self.wte.t().contiguous()
+        self.layers = []
+        for i in range(cfg.n_layer):
+            p = f"transformer.h.{i}."
+            self.layers.append(tuple(sd[p + k] for k in (
+                "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
+                "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+                "mlp.c_proj.weight", "mlp.c_proj.bias")))
+        self.lnf = (sd["transformer.ln_f.weight"], sd["transformer.ln_f.bias"])
+        self.k = torch.zeros(cfg.n_layer, self.h, self.n_ctx, self.hd)
+        self.v = torch.zeros_like(self.k)
+        self.pos = 0
+        self.scale = 1.0 / math.sqrt(self.hd)
+
+    def reset(self) -> None:
+        self.pos = 0
+
+    def step(self, token: int) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        t = self.pos
+        with torch.inference_mode():
+            x = (self.wte[token] + self.wpe[t])[None]
+            for i, (g1, b1, wa, ba, wp, bp, g2, b2, wf, bf, wo, bo) in enumerate(self.layers):
+                qkv = torch.addmm(ba, F.layer_norm(x, (self.d,), g1, b1, self.eps), wa).view(3, self.h, self.hd)
+                self.k[i, :, t] = qkv[1]
+                self.v[i, :, t] = qkv[2]
+                att = torch.softmax((self.k[i, :, : t + 1] @ qkv[0, :, :, None]).squeeze(-1) * self.scale, -1)
+                o = (att[:, None, :] @ self.v[i, :, : t + 1]).reshape(1, self.d)
+                x = x + torch.addmm(bp, o, wp)
+                hid = F.gelu(torch.addmm(bf, F.layer_norm(x, (self.d,), g2, b2, self.eps), wf), approximate="tanh")
+                x = x + torch.addmm(bo, hid, wo)
+            logits = F.layer_norm(x, (self.d,), *self.lnf, self.eps) @ self.wte_t
+        self.pos = t + 1
+        return logits[0].numpy()
+
+
+#: logits are rounded to this grid before the softmax: absorbs last-ulp differences between machines
+LOGIT_GRID = 64.0
+#: total of the integer frequency table (constriction's default 24-bit precision)
+FREQ_TOTAL = 1 << 24
+
+
+def quantised_freqs(logits: np.ndarray) -> np.ndarray:
+    """Logits -> exact integer frequencies (every symbol >= 1), deterministic given the logits."""
+    lq = np.round(logits.astype(np.float64) * LOGIT_GRID) / LOGIT_GRID
+    p = np.exp(lq - lq.max())
+    p /= p.sum()
+    return np.floor(p * (FREQ_TOTAL - len(p))).astype(np.int64) + 1

@@ -1,0 +1,316 @@
+"""LM-driven text coders: arithmetic coding (LLMZip-AC) and rank + DEFLATE (Murai et al. RankZip).
+
+Arithmetic coding ("language modelling is compression", Deletang et al. 2024; LLMZip, Valmeekam 2023)::
+
+    text -> tokens t_1..t_n (byte-level fallback if the tokenizer can't) -> + EOS
+    BOS -> LM -> freqs_0 --code t_1--> LM -> freqs_1 --code t_2--> ... --code EOS--> check bits
+    all symbols -> constriction range coder -> shortest decodable bytes (rangecode.py)
+
+The first coded symbol is the *mode* (tokens, or raw bytes when the tokenizer cannot reproduce the
+text exactly; the byte mode costs ~8 bits/byte but never loses text). The last is a CRC of
+(model hash, text) truncated to ``check_bits``: a corrupt payload or a different model fails loudly
+with FormatError instead of returning garbage. The decoder also re-encodes what it decoded and
+requires the canonical payload, which catches most corruption for free.
+
+RankZip (Murai et al., "semantic communication with LLM-based compression"): replace each token by
+its rank under the LM (0 = most likely), write ranks as varints, DEFLATE them. Ranks are taken over
+the same quantised integer distribution, ties broken by token id, so both sides agree exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import FormatError, MissingComponentError
+from ..paths import PACKAGE_WEIGHTS
+from .base import TextCoder, register_text_coder
+from .lm import LoadedLM, fixed_threads, load_causal_lm, quantised_freqs
+from .rangecode import SymbolDecoder, encode_symbols
+
+MODE_FREQS = np.array([(1 << 16) - 1, 1], dtype=np.int64)  # tokens vs byte fallback
+BYTE_FREQS = np.ones(257, dtype=np.int64)  # 256 byte values + end
+MAX_TEXT_BYTES = 1 << 20
+
+#: sha256 of the shipped caption LM's weights (lm.weights_hash); decoding refuses any other weights
+CAPTION_LM_SHA256 = "UNSET"
+CAPTION_LM_DIR = PACKAGE_WEIGHTS / "caption_lm"
+
+
+def _check(model_sha: str, text: str, bits: int) -> int:
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"), zlib.crc32(bytes.fromhex(model_sha[:16]))) & (
+        (1 << bits) - 1)
+
+
+class _LMCoderBase(TextCoder):
+    """Shared model handling: lazy loading, identity check, the deterministic token walk."""
+
+    check_bits: ClassVar[int] = 4
+    #: pinned sha256 of the weights, or None for user-supplied models (identity then rides in the CRC)
+    expected_sha256: ClassVar[str | None] = None
+
+    def __init__(self, lm: LoadedLM | None = None) -> None:
+        self._lm = lm
+
+    @classmethod
+    def model_source(cls) -> str | Path | None:
+        return CAPTION_LM_DIR
+
+    @classmethod
+    def availability(cls) -> str | None:
+        src = cls.model_source()
+        if src is None:
+            return "set SEMCODEC_TEXT_LM to a local Hugging Face causal LM folder"
+        if isinstance(src, Path) and not (src / "model.safetensors").exists():
+            return f"caption LM weights missing at {src} (train them: semcodec train-caption-lm)"
+        return None
+
+    @property
+    def lm(self) -> LoadedLM:
+        if self._lm is None:
+            reason = self.availability()
+            if reason:
+                raise MissingComponentError(f"text coder {self.name!r}: {reason}")
+            lm = load_causal_lm(self.model_source())
+            if self.expected_sha256 and lm.sha256 != self.expected_sha256:
+                raise MissingComponentError(
+                    f"text coder {self.name!r} needs caption LM {self.expected_sha256[:12]}, found weights "
+                    f"{lm.sha256[:12]}: streams written with one model cannot be decoded with another")
+            self._lm = lm
+        return self._lm
+
+    def identity(self) -> str:
+        """Short id of the model this coder uses (goes into profile configs)."""
+        return f"{self.name}:{self.lm.sha256[:16]}"
+
+    def _walk_freqs(self, ids: list[int] | None, decoder=None, limit: int = 0):
+        """Yield (freqs, token) along the text; with ``decoder`` the tokens are decoded from it."""
+        lm = self.lm
+        st = lm.stepper()
+        st.reset()
+        with fixed_threads(1):
+            logits = st.step(lm.bos_id)
+            i = 0
+            while True:
+                freqs = quantised_freqs(logits)
+                if decoder is not None:
+                    tok = decoder(freqs)
+                    if i >= limit and tok != lm.eos_id:
+                        raise FormatError("corrupted text stream: no end-of-text within the size cap")
+                else:
+                    tok = ids[i] if i < len(ids) else lm.eos_id
+                yield freqs, tok
+                if tok == lm.eos_id:
+                    return
+                i += 1
+                if st.pos >= lm.max_context - 1:  # context full: restart from BOS (both sides alike)
+                    st.reset()
+                    st.step(lm.bos_id)
+                logits = st.step(tok)
+
+
+@register_text_coder
+class LMArithmeticCoder(_LMCoderBase):
+    """Caption LM + range coding (LLMZip-AC); the project's best coder when its weights are shipped."""
+
+    name = "lm-ac"
+    coder_id = 10
+
+    @classmethod
+    def _expected(cls) -> str | None:
+        return None if CAPTION_LM_SHA256 == "UNSET" else CAPTION_LM_SHA256
+
+    def __init__(self, lm: LoadedLM | None = None) -> None:
+        super().__init__(lm)
+        if lm is None:
+            self.expected_sha256 = self._expected()
+
+    def _symbols(self, text: str) -> tuple[list[int], list[np.ndarray]]:
+        ids = self.lm.encode_ids(text)
+        syms: list[int] = []
+        rows: list[np.ndarray] = []
+        if ids is not None:
+            syms.append(0)
+            rows.append(MODE_FREQS)
+            for freqs, tok in self._walk_freqs(ids):
+                syms.append(tok)
+                rows.append(freqs)
+        else:
+            syms.append(1)
+            rows.append(MODE_FREQS)
+            for b in [*text.encode("utf-8", "surrogatepass"), 256]:
+                syms.append(b)
+                rows.append(BYTE_FREQS)
+        syms.append(_check(self.lm.sha256, text, self.check_bits))
+        rows.append(np.ones(1 << self.check_bits, dtype=np.int64))
+        return syms, rows
+
+    def encode(self, text: str) -> bytes:
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
+            raise FormatError("text too long for the text channel (1 MiB cap)")
+        syms, rows = self._symbols(text)
+        return encode_symbols(syms, rows)
+
+    def decode(self, data: bytes) -> str:
+        dec = SymbolDecoder(data)
+        check_row = np.ones(1 << self.check_bits, dtype=np.int64)
+        syms, rows = [dec.decode(MODE_FREQS)], [MODE_FREQS]
+        cap = 64 * len(data) + 256
+        if syms[0] == 0:
+            for freqs, tok in self._walk_freqs(None, dec.decode, limit=cap):
+                syms.append(tok)
+                rows.append(freqs)
+            text = self.lm.decode_ids(syms[1:-1])
+        else:
+            while True:
+                syms.append(dec.decode(BYTE_FREQS))
+                rows.append(BYTE_FREQS)
+                if syms[-1] == 256:
+                    break
+                if len(syms) > min(cap, MAX_TEXT_BYTES):
+                    raise FormatError("corrupted text stream: byte run exceeds the size cap")
+            try:
+                text = bytes(syms[1:-1]).decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError:
+                raise FormatError("corrupted text stream: invalid UTF-8") from None
+        syms.append(dec.decode(check_row))
+        rows.append(check_row)
+        if syms[-1] != _check(self.lm.sha256, text, self.check_bits):
+            raise FormatError("text stream checksum mismatch (corrupt data or a different language model)")
+        if encode_symbols(syms, rows) != data:
+            raise FormatError("corrupted text stream: payload is not the canonical encoding of its text")
+        return text
+
+
+@register_text_coder
+class LMRankZipCoder(_LMCoderBase):
+    """Token ranks under the caption LM, varint bytes, raw DEFLATE (Murai et al. Table I 'RankZip')."""
+
+    name = "lm-rank"
+    coder_id = 11
+
+    def __init__(self, lm: LoadedLM | None = None) -> None:
+        super().__init__(lm)
+        if lm is None:
+            self.expected_sha256 = LMArithmeticCoder._expected()
+
+    def encode(self, text: str) -> bytes:
+        raw = text.encode("utf-8", "surrogatepass")
+        if len(raw) > MAX_TEXT_BYTES:
+            raise FormatError("text too long for the text channel (1 MiB cap)")
+        ids = self.lm.encode_ids(text)
+        out = bytearray()
+        if ids is None:
+            out.append(1)
+            out += raw
+        else:
+            out.append(0)
+            for freqs, tok in self._walk_freqs(ids):
+                if tok == self.lm.eos_id:
+                    break
+                f = freqs[tok]
+                r = int((freqs > f).sum() + (freqs[:tok] == f).sum())
+                _put_varint(out, r)
+        c = zlib.compressobj(9, zlib.DEFLATED, -15)
+        return c.compress(bytes(out)) + c.flush()
+
+    def decode(self, data: bytes) -> str:
+        d = zlib.decompressobj(-15)
+        try:
+            raw = d.decompress(data, MAX_TEXT_BYTES * 4)
+        except zlib.error as e:
+            raise FormatError(f"corrupted text stream: {e}") from None
+        if not d.eof or d.unconsumed_tail or not raw:
+            raise FormatError("corrupted text stream: deflate data incomplete or too large")
+        if raw[0] == 1:
+            try:
+                return raw[1:].decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError:
+                raise FormatError("corrupted text stream: invalid UTF-8") from None
+        if raw[0] != 0:
+            raise FormatError("corrupted text stream: unknown mode")
+        ranks = _read_varints(raw, 1)
+        pos = iter(ranks)
+        eos = self.lm.eos_id
+
+        def next_tok(freqs: np.ndarray) -> int:
+            r = next(pos, None)
+            if r is None:
+                return eos
+            if r >= len(freqs):
+                raise FormatError("corrupted text stream: rank out of range")
+            order = np.lexsort((np.arange(len(freqs)), -freqs))
+            tok = int(order[r])
+            if tok == eos:
+                raise FormatError("corrupted text stream: rank points at end-of-text")
+            return tok
+
+        ids = [t for _, t in self._walk_freqs(None, next_tok, limit=len(ranks) + 1)][:-1]
+        return self.lm.decode_ids(ids)
+
+
+def _put_varint(out: bytearray, v: int) -> None:
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+
+
+def _read_varints(raw: bytes, start: int) -> list[int]:
+    vals: list[int] = []
+    v = shift = 0
+    for b in raw[start:]:
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if shift > 35:
+            raise FormatError("corrupted text stream: varint too long")
+        if not b & 0x80:
+            vals.append(v)
+            v = shift = 0
+    if shift:
+        raise FormatError("corrupted text stream: truncated varint")
+    return vals
+
+
+def _env_lm() -> str | None:
+    return os.environ.get("SEMCODEC_TEXT_LM") or None
+
+
+@register_text_coder
+class HFArithmeticCoder(LMArithmeticCoder):
+    """Any local HF causal LM (``SEMCODEC_TEXT_LM=folder``), e.g. an LMM's language model.
+
+    Its identity is not pinned in code, so the check symbol is 16 bits wide: a stream decoded with a
+    different model fails the CRC (over model hash and text) with probability 1 - 2^-16.
+    """
+
+    name = "hf-ac"
+    coder_id = 12
+    check_bits = 16
+
+    @classmethod
+    def model_source(cls) -> str | Path | None:
+        return _env_lm()
+
+    @classmethod
+    def _expected(cls) -> str | None:
+        return None
+
+
+@register_text_coder
+class HFRankZipCoder(LMRankZipCoder):
+    """RankZip with any local HF causal LM (``SEMCODEC_TEXT_LM``)."""
+
+    name = "hf-rank"
+    coder_id = 13
+
+    @classmethod
+    def model_source(cls) -> str | Path | None:
+        return _env_lm()
+
+    def __init__(self, lm: LoadedLM | None = None) -> None:
+        _LMCoderBase.__init__(self, lm)
