@@ -32,7 +32,13 @@ def _image(seed: int = 0) -> np.ndarray:
 
 
 def test_loaders_return_the_real_classes(tiny_sd):
-    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, EulerDiscreteScheduler, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        ControlNetModel,
+        DDIMScheduler,
+        EulerDiscreteScheduler,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextModel
 
     assert isinstance(load_unet(tiny_sd), UNet2DConditionModel)

@@ -11,15 +11,25 @@ from __future__ import annotations
 import numpy as np
 
 from ...container.varint import decode_uvarint, encode_uvarint
-from ...errors import FormatError
-from ...semantic.masks import resample
+from ...errors import FormatError, MissingComponentError
 
 RLE = 0
 CONTEXT = 1
 
 
+def _resample():  # imported on use: the profile registers even where the mask package is absent
+    try:
+        from ...semantic.masks import resample
+    except ImportError as e:
+        raise MissingComponentError(f"sedic masks need semcodec.semantic.masks ({e})") from None
+    return resample
+
+
 def _coders() -> dict[int, tuple]:
-    from ...semantic.masks.rle import rle_decode, rle_encode
+    try:
+        from ...semantic.masks.rle import rle_decode, rle_encode
+    except ImportError as e:
+        raise MissingComponentError(f"sedic masks need semcodec.semantic.masks ({e})") from None
 
     coders: dict[int, tuple] = {RLE: (rle_encode, rle_decode)}
     try:  # the JBIG-style context coder, when its public API is present
@@ -40,6 +50,7 @@ def encode_masks(masks: list[np.ndarray], factor: int, coder_id: int | None = No
     cid = best_coder_id() if coder_id is None else coder_id
     enc = coders[cid][0]
     out = bytearray([cid])
+    resample = _resample()
     for m in masks:
         payload = enc(resample.downsample(m, factor))
         out += encode_uvarint(len(payload)) + payload
@@ -53,6 +64,7 @@ def decode_masks(data: bytes, n: int, width: int, height: int, factor: int) -> l
     if data[0] not in coders:
         raise FormatError(f"sedic: mask stream uses unknown mask coder {data[0]}")
     dec = coders[data[0]][1]
+    resample = _resample()
     if factor not in resample.FACTORS:
         raise FormatError("sedic: corrupted mask factor")
     hl, wl = -(-height // factor), -(-width // factor)

@@ -72,8 +72,8 @@ class SedicProfile(Profile):
         self.base = BaseImageCodec(base_profile, base_scale, base_options)
         if not 1 <= int(steps) <= MAX_STEPS:
             raise ValueError(f"steps must be in 1..{MAX_STEPS}")
-        if int(mask_factor) not in mask_stream.resample.FACTORS:
-            raise ValueError(f"mask_factor must be one of {mask_stream.resample.FACTORS}")
+        if int(mask_factor) not in (1, 2, 4, 8):
+            raise ValueError("mask_factor must be one of 1, 2, 4, 8")
         self.semantics = semantics
         self.mask_factor = int(mask_factor)
         default_strength = 1.0 if controlnet else 0.6
