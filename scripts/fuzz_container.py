@@ -116,7 +116,7 @@ def mutate(data: bytes, kind: str, rng: np.random.Generator) -> bytes:
         old, _ = decode_uvarint(data, off)
         choice = int(rng.integers(5))
         if choice == 0:
-            new = encode_uvarint(max(0, old + int(rng.integers(-3, 4))))
+            new = encode_uvarint(max(0, old + int(rng.choice([-3, -2, -1, 1, 2, 3]))))
         elif choice == 1:
             new = encode_uvarint(int(rng.integers(0, 1 << 20)))
         elif choice == 2:
