@@ -51,7 +51,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         profile_options=parse_options(args.set), save_decoded=not args.no_save_decoded,
         retry_failed=args.retry_failed, crop_images=args.crop_images, crop_size=args.crop_size,
         bd_method=args.bd_method, progress=not args.quiet,
-        command=_command_line(args), plugins=args.plugin or [],
+        command=_command_line(args), plugins=args.plugin or [], ray=args.ray,
     )
     summary = run_eval(cfg)
     if not args.quiet:
@@ -119,6 +119,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    " see `semcodec metrics`")
     e.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
     e.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    e.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                   help="run units as Ray tasks: 'auto' joins a running cluster or starts a local one")
     e.add_argument("--limit", type=int, help="only the first K images (sorted by name)")
     e.add_argument("--set", action="append", metavar="KEY=VALUE", help="profile option (repeatable)")
     e.add_argument("--plugin", action="append", metavar="MODULE",

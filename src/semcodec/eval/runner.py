@@ -52,6 +52,7 @@ class EvalConfig:
     progress: bool = True
     command: str | None = None
     plugins: list[str] = field(default_factory=list)
+    ray: str | None = None  # None: local; "auto" or an address: Ray actors (semcodec.scale)
 
 
 def list_images(data: Path, limit: int | None = None) -> list[Path]:
@@ -130,6 +131,24 @@ def run_units(cfg: EvalConfig, table: ResultsTable, units: list[tuple[Path, str,
         table.append(row)
 
     bar = tqdm(total=len(units), desc="eval", unit="unit", disable=not cfg.progress, dynamic_ncols=True)
+    if cfg.ray:
+        # Ray actors keep profiles/metrics loaded between units; failed units are retried once, units of a
+        # dead worker resubmitted; rows are stored by this (single-writer) driver as they land.
+        from ..scale.ray_executor import RayExecutor
+
+        jobs = [(path, profile, bpp, options(q)) for path, profile, bpp, q in units]
+        with RayExecutor(cfg.ray, workers=cfg.workers if cfg.workers > 1 else None, threads=cfg.threads) as ex:
+            for outcome in ex.map_unordered(evaluate_unit, jobs):
+                row = outcome.result
+                if "image" not in row:  # the unit could not run at all
+                    path, profile, bpp, opts = outcome.job
+                    q = opts.get("quality")
+                    row = {"image": Path(path).name, "profile": profile, "target_bpp": "" if bpp is None else bpp,
+                           "quality": "" if q is None else q, "error": row.get("error", "unknown failure")}
+                store(row)
+                bar.update()
+        bar.close()
+        return
     if cfg.workers <= 1:
         _init_worker(cfg.threads)
         for path, profile, bpp, q in units:
