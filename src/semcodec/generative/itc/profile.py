@@ -76,7 +76,7 @@ class ItcProfile(Profile):
     def __init__(self, model: str | None = None, controlnet: str | None = None, mode: str | None = None,
                  base_profile: str | None = None, base_scale: int = 1, base_options: dict[str, Any] | None = None,
                  steps: int = 20, strength: float | None = None, guidance: float = 4.0, control_scale: float = 1.0,
-                 seed: int = 0, captioner: str | None = None, scheduler_kind: str | None = "ddim",
+                 seed: int = 0, captioner: str = "auto", scheduler_kind: str | None = "ddim",
                  device: str = "cpu", **parts: str | None):
         controlnet = controlnet or os.environ.get(CONTROLNET_ENV) or None
         mode = mode or ("controlnet" if controlnet else "img2img")
@@ -96,6 +96,8 @@ class ItcProfile(Profile):
             guidance=centi(guidance) / CENTI, control_scale=centi(control_scale) / CENTI)
         if not 0 < self.settings.strength <= 1:
             raise ValueError("strength must be in (0, 1]")
+        if captioner not in ("auto", "none"):
+            raise ValueError("captioner must be 'auto' (the configured VLM, if any) or 'none'")
         self.captioner = captioner
 
     @classmethod

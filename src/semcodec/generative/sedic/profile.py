@@ -45,7 +45,6 @@ PARAMS_SCHEMA: list[tuple[str, Any]] = [
     ("t_prime", "u"),
     ("global_strength", "u"),
     ("n_objects", "u"),
-    ("mask_factor", "u"),
     ("n_base", "u"),
 ]
 
@@ -61,6 +60,7 @@ class SedicProfile(Profile):
     uses_caption: ClassVar[bool] = True
 
     def __init__(self, model: str | None = None, controlnet: str | None = None, semantics: str | None = None,
+                 analysis: str = "auto",
                  base_profile: str | None = None, base_scale: int = 1, base_options: dict[str, Any] | None = None,
                  steps: int = 20, strength: float | None = None, guidance: float = 4.0, control_scale: float = 1.0,
                  eta: float = 40.0, t_prime: int = 500, global_strength: float = 0.3, mask_factor: int = 8,
@@ -75,6 +75,9 @@ class SedicProfile(Profile):
         if int(mask_factor) not in (1, 2, 4, 8):
             raise ValueError("mask_factor must be one of 1, 2, 4, 8")
         self.semantics = semantics
+        if analysis not in ("auto", "none"):
+            raise ValueError("analysis must be 'auto' (VLM + Grounding DINO + SAM when configured) or 'none'")
+        self.analysis = analysis
         self.mask_factor = int(mask_factor)
         default_strength = 1.0 if controlnet else 0.6
         self.settings = OragSettings(
@@ -96,6 +99,7 @@ class SedicProfile(Profile):
             "components": self.components.identities,
             "base": self.base.config(),
             "orag": "v1",
+            "masks": mask_stream.METHOD,
         }
 
     # ------------------------------------------------------------------ encode
@@ -105,14 +109,13 @@ class SedicProfile(Profile):
             "version": 1, "seed": s.seed, "steps": s.steps, "strength": centi(s.strength),
             "guidance": centi(s.guidance), "control_scale": centi(s.control_scale), "eta": centi(s.eta),
             "t_prime": s.t_prime, "global_strength": centi(s.global_strength), "n_objects": n_objects,
-            "mask_factor": self.mask_factor,
             "n_base": n_base,
         })
 
     def encode(self, request: EncodeRequest) -> list[Stream]:
         from ...text import encode_text_stream
 
-        sem = analyse(request.image, request.caption, self.semantics)
+        sem = analyse(request.image, request.caption, self.semantics, self.analysis == "auto")
         sem.objects = sem.objects[:MAX_OBJECTS]
         own = [Stream(StreamKind.TEXT, encode_text_stream(pack_texts(sem)))]
         if sem.objects:
@@ -143,7 +146,7 @@ class SedicProfile(Profile):
         if first_base + n_base > len(streams) or (n_obj and streams[2].kind != StreamKind.MASK):
             raise FormatError("sedic: stream layout does not match the parameters")
         overall, names = unpack_texts(decode_text_stream(streams[1].payload), n_obj)
-        masks = (mask_stream.decode_masks(streams[2].payload, n_obj, width, height, int(p["mask_factor"]))
+        masks = (mask_stream.decode_masks(streams[2].payload, n_obj, width, height)
                  if n_obj else [])
         reference = self.base.decode(streams[first_base : first_base + n_base], width, height)
         settings = OragSettings(

@@ -5,7 +5,8 @@ Where they come from at the encoder, first match wins:
 1. ``semantics=<file.json>``: ``{"overall": str, "objects": [{"name": str, "details": str,
    "mask": "mask.png"}]}`` (mask paths relative to the JSON file; non-zero pixels are the object);
 2. the SEDIC analysis of :mod:`semcodec.semantic` (VLM object descriptions, Grounding DINO + SAM masks)
-   when it is installed and configured;
+   when ``SEMCODEC_VLM`` (or ``SEMCODEC_CHAT_URL``), ``SEMCODEC_GROUNDING_DINO`` and ``SEMCODEC_SAM``
+   are set (``analysis="none"`` turns this off); a user caption replaces the VLM's overall text;
 3. the user caption as the overall description, no objects.
 
 All texts travel in ONE TEXT stream (one framing, one coder context)::
@@ -86,7 +87,17 @@ def load_semantics_file(path: str | Path, width: int, height: int) -> Semantics:
     return Semantics(str(spec.get("overall", "")), objects)
 
 
-def analyse(image: np.ndarray, caption: str | None, semantics: str | None) -> Semantics:
+def configured_analysis() -> bool:
+    """True when a VLM (or chat endpoint), Grounding DINO and SAM are all configured (SemanticConfig env)."""
+    try:
+        from ...semantic.config import SemanticConfig
+    except ImportError:
+        return False
+    cfg = SemanticConfig.from_env()
+    return bool((cfg.vlm or cfg.chat_url) and cfg.grounding_dino and cfg.sam)
+
+
+def analyse(image: np.ndarray, caption: str | None, semantics: str | None, auto: bool = True) -> Semantics:
     """The encoder's semantics for ``image`` (order in the module doc)."""
     h, w = image.shape[:2]
     if semantics:
@@ -94,12 +105,12 @@ def analyse(image: np.ndarray, caption: str | None, semantics: str | None) -> Se
         if not sem.overall and caption:
             sem.overall = caption
         return sem
-    try:  # the semantic-analysis package (VLM + Grounding DINO + SAM), when present
-        from ...semantic import sedic as analysis  # type: ignore[attr-defined]
-    except ImportError:
-        analysis = None
-    if analysis is not None and hasattr(analysis, "analyze_for_profile"):
-        got = analysis.analyze_for_profile(image, caption=caption)
-        if got is not None:
-            return Semantics(got.overall, [SedicObject(o.name, o.details, o.mask) for o in got.objects][:MAX_OBJECTS])
+    if auto and configured_analysis():
+        from ...semantic.config import SemanticConfig
+        from ...semantic.objects import analyze_sedic
+
+        cfg = SemanticConfig.from_env()
+        got = analyze_sedic(image, cfg.vision_chat(), cfg.grounder(), cfg.segmenter())
+        objects = [SedicObject(o.name, o.details, np.asarray(o.mask, dtype=bool)) for o in got.objects]
+        return Semantics(caption if caption is not None else got.overall, objects[:MAX_OBJECTS])
     return Semantics(caption or "")
