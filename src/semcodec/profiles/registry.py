@@ -20,6 +20,7 @@ PROFILE_MODULES: list[str] = [
     "semcodec.image.profiles",
     "semcodec.image.learned.profile",
     "semcodec.generative.perco.profile",
+    "semcodec.generative.resulic.profile",
     "semcodec.generative.itc",
     "semcodec.generative.sedic",
 ]

@@ -42,12 +42,20 @@ def cache_latents(out: Path, n_train: int = 200, n_val: int = 20) -> dict[str, l
         raise SystemExit("shared data not found (set SEMCODEC_DATA)")
     tae = TAEF2.from_dir()
     res: dict[str, list[torch.Tensor]] = {"train": [], "val": []}
+    parts = out / "latent_parts"  # one file per image: an interrupted run resumes where it stopped
+    parts.mkdir(exist_ok=True)
     for split, files in (("train", sorted((data / "bsds500/train").glob("*.jpg"))[:n_train]),
                          ("val", sorted((data / "bsds500/val").glob("*.jpg"))[:n_val])):
         for i, f in enumerate(files):
-            z = tae.encode(_load_rgb(f))[0]
-            # landscape orientation for easy cropping
-            res[split].append(z if z.shape[1] <= z.shape[2] else z.transpose(1, 2).contiguous())
+            part = parts / f"{split}_{f.stem}.pt"
+            if part.is_file():
+                z = torch.load(part, weights_only=True)
+            else:
+                z = tae.encode(_load_rgb(f))[0]
+                # landscape orientation for easy cropping
+                z = z if z.shape[1] <= z.shape[2] else z.transpose(1, 2).contiguous()
+                torch.save(z, part)
+            res[split].append(z)
             if i % 10 == 0:
                 print(f"encode {split} {i}/{len(files)}", flush=True)
     torch.save(res, cache)

@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     head = PercoHead.load(out / "perco") if resume else PercoHead(
         latent_channels=space.channels, code_dim=args.code_dim, codebook_size=args.codebook,
         text_len=text_len, text_dim=int(bundle.text_encoder.config.hidden_size))
+    if not resume:  # ∅ starts as the empty prompt's embedding, then is learned through text dropout
+        with torch.no_grad():
+            head.null_text.copy_(bundle.encode_prompt([""])[0])
     expand_unet_inputs(unet, head.D, seed=args.seed)
     head.requires_grad_(True).train()
     unet.train()

@@ -1,0 +1,261 @@
+"""``resulic`` profile: latent codec in the VAE space + semantic-residual text + compression-aware diffusion.
+
+::
+
+    encode: image ─pad─► VAE.encode ─► z ─► latent hyperprior (rate: q-step ladder) ─► LATENT
+            z_c = decoded latent; rel. error ‖z_c − z‖²/‖z‖² ─► N_r (start step) ─┐
+            Srr residual (captioner + LLM, or the user caption) ─► text coder ─► TEXT
+            seed, steps, N_r, guidance, diffusion flag ─► PARAMS ◄──────────────────┘
+    decode: LATENT ─► z_c ─┬─(no diffusion model)────────────────────────────► VAE.decode ─► image
+                           └─► x_{N_r} = √ᾱ z_c + σ ε(seed) ─► CDM sampler (η = 0, text CFG)
+                                ─► x̂_0 ─► VAE.decode ─► crop ─► image
+
+Defaults run here: TAEF2 autoencoder + the shipped latent codec (``weights/resulic_latent_taef2``),
+no diffusion (the decoder output is the TAEF2 decode of z_c). With ``--set model=DIR`` (a diffusers
+folder whose UNet works in the same latent space as the VAE/codec) decoding runs the CDM sampler.
+Side parameters travel in PARAMS; model ids/hashes are in :meth:`ResulicProfile.config`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ...container import Stream, StreamKind, stream_cost
+from ...container.params import pack_params, unpack_params
+from ...errors import FormatError, MissingComponentError, RateError
+from ...paths import PACKAGE_WEIGHTS
+from ...profiles import EncodeRequest, Profile
+from ...profiles.registry import register_profile
+from ..components import DiffusionComponents, component_identity, fixed_threads, seeded_noise
+from ..components.sampling import pad_to_multiple
+from ..latent.codec import MAX_Q_INDEX, LatentHyperprior
+from ..latent.vae import is_taef2, load_latent_space, vae_unavailable_reason
+from .scheduler import CompressionAwareScheduler, start_step_for_distortion
+
+MODEL_ENV = "SEMCODEC_RESULIC_MODEL"
+VAE_ENV = "SEMCODEC_RESULIC_VAE"
+CODEC_ENV = "SEMCODEC_RESULIC_CODEC"
+DEFAULT_CODEC = PACKAGE_WEIGHTS / "resulic_latent_taef2"
+PARAMS_SCHEMA: list[tuple[str, Any]] = [
+    ("version", "u"), ("diffusion", "u"), ("seed", "u"), ("steps", "u"), ("n_r", "u"), ("guidance", "f32"),
+]
+MAX_STEPS = 1000
+#: preferred text coders for the residual (ResULIC codes CLIP token indices), first registered wins
+TEXT_CODERS = ("clip-index", "clip", "clip_index")
+
+
+def _digest(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _default_text_coder() -> str:
+    from ...text import text_coder_classes
+
+    classes = text_coder_classes()
+    for name in TEXT_CODERS:
+        if name in classes and classes[name].availability() is None:
+            return name
+    from ...text import best_text_coder
+
+    return best_text_coder().name
+
+
+@register_profile
+class ResulicProfile(Profile):
+    name: ClassVar[str] = "resulic"
+    profile_id: ClassVar[int] = 35
+    description: ClassVar[str] = (
+        "ResULIC: hyperprior latent codec (TAEF2 space by default) + residual text, compression-aware"
+        f" diffusion when a model is set ({MODEL_ENV})"
+    )
+    uses_caption: ClassVar[bool] = True
+
+    def __init__(self, vae: str | None = None, codec: str | None = None, model: str | None = None,
+                 steps: int = 4, n_r: int | None = None, guidance: float = 1.0, seed: int = 0,
+                 text_coder: str | None = None, srr: bool = False, **parts: str | None) -> None:
+        self.model = model or os.environ.get(MODEL_ENV) or None
+        self.vae_spec = vae or os.environ.get(VAE_ENV) or ("taef2" if not self.model else None)
+        reason = vae_unavailable_reason(self.vae_spec) if self.vae_spec else None
+        if reason:
+            raise MissingComponentError(reason)
+        self.codec_dir = Path(codec or os.environ.get(CODEC_ENV) or DEFAULT_CODEC)
+        if not (self.codec_dir / "model.safetensors").is_file():
+            raise MissingComponentError(f"latent codec weights not found in {self.codec_dir} (set {CODEC_ENV}"
+                                        " or --set codec=DIR; train one with semcodec.generative.latent.train_codec)")
+        if not 1 <= int(steps) <= MAX_STEPS:
+            raise ValueError(f"steps must be in 1..{MAX_STEPS}")
+        self.steps, self.guidance, self.seed = int(steps), float(guidance), int(seed)
+        self.n_r = None if n_r is None else int(n_r)
+        self.text_coder = text_coder or _default_text_coder()
+        self.srr = bool(srr)
+        if self.vae_spec and not is_taef2(self.vae_spec):
+            parts["vae"] = self.vae_spec
+        self.bundle = DiffusionComponents.from_sources(self.model, **parts) if (self.model or parts.get("unet")) \
+            else None
+        self._codec: LatentHyperprior | None = None
+        self._space: Any = None
+        self._sched: CompressionAwareScheduler | None = None
+
+    @classmethod
+    def availability(cls) -> str | None:
+        if os.environ.get(MODEL_ENV) or os.environ.get(VAE_ENV):
+            return None
+        reason = vae_unavailable_reason("taef2")
+        if reason:
+            return f"{reason}; or set {VAE_ENV}/{MODEL_ENV} to a diffusers VAE/model with a matching latent codec"
+        return None
+
+    # ------------------------------------------------------------------ components
+    @property
+    def codec(self) -> LatentHyperprior:
+        if self._codec is None:
+            self._codec = LatentHyperprior.load(self.codec_dir)
+        return self._codec
+
+    @property
+    def space(self) -> Any:
+        if self._space is None:
+            self._space = load_latent_space(self.vae_spec if is_taef2(self.vae_spec) else None, self.bundle)
+            if self._space.channels != self.codec.config["latent_channels"]:
+                raise MissingComponentError(
+                    f"latent codec in {self.codec_dir} codes {self.codec.config['latent_channels']}-channel latents,"
+                    f" the VAE gives {self._space.channels}; use a codec trained for this VAE")
+        return self._space
+
+    @property
+    def scheduler(self) -> CompressionAwareScheduler:
+        """The CDM sampler with the diffusion model's noise schedule."""
+        if self._sched is None:
+            assert self.bundle is not None
+            cfg = self.bundle.scheduler.config
+            self._sched = CompressionAwareScheduler(
+                num_train_timesteps=int(cfg.num_train_timesteps), beta_start=float(cfg.beta_start),
+                beta_end=float(cfg.beta_end), beta_schedule=str(cfg.beta_schedule))
+        return self._sched
+
+    def config(self) -> dict[str, Any]:
+        ids: dict[str, str] = {}
+        if is_taef2(self.vae_spec):
+            ids["vae"] = self.space.identity
+        if self.bundle is not None:
+            for part in ("unet", "text_encoder", "tokenizer", "scheduler") + (() if is_taef2(self.vae_spec) else ("vae",)):
+                src, sub = self.bundle.sources.source(part)
+                ids[part] = component_identity(src, sub, revision=self.bundle.sources.revision)
+        return {"profile": self.name, "format": 1, "schema": [f for f, _ in PARAMS_SCHEMA], "components": ids,
+                "codec": _digest(self.codec_dir / "model.safetensors"), "text_coder": self.text_coder}
+
+    def _multiple(self) -> int:
+        m = self.space.factor
+        if self.bundle is not None:
+            m *= 2 ** (len(self.bundle.unet.config.block_out_channels) - 1)
+        return m
+
+    # ------------------------------------------------------------------ encode
+    def _residual_text(self, request: EncodeRequest, z_c: torch.Tensor) -> str:
+        """Srr residual when a captioner/LLM is configured (``srr=True``), else the user caption."""
+        if not self.srr:
+            return request.caption or ""
+        from ...semantic.captioners import make_captioner
+        from ...semantic.config import SemanticConfig
+        from ...semantic.srr import semantic_residual
+
+        cfg = SemanticConfig.from_env()
+        captioner = make_captioner("resulic", cfg)
+        decoded = self.space.decode(z_c)[: request.height, : request.width]
+        res = semantic_residual(request.image, decoded, captioner, cfg.text_chat(), caption_original=request.caption)
+        return res.residual
+
+    def encode(self, request: EncodeRequest) -> list[Stream]:
+        from ...text import encode_text_stream, get_text_coder
+
+        padded = pad_to_multiple(request.image, self._multiple())
+        with fixed_threads(), torch.no_grad():
+            z = self.space.encode(padded)
+        h, w = z.shape[-2:]
+
+        def attempt(k: int) -> tuple[bytes, torch.Tensor]:
+            with fixed_threads(), torch.no_grad():
+                payload = self.codec.compress_latent(z, k)
+                return payload, self.codec.decompress_latent(payload, h, w)
+
+        params_len = len(self._params(1, MAX_STEPS - 1)) + 2  # upper bound: varints of n_r/steps
+        caption_cost = 0
+        if request.caption:
+            caption_cost = stream_cost(len(encode_text_stream(request.caption, get_text_coder(self.text_coder))) + 64)
+        if request.quality is not None:
+            k = int(round(request.quality))
+            if not 0 <= k <= MAX_Q_INDEX:
+                raise ValueError(f"resulic quality is the q-step index 0..{MAX_Q_INDEX}")
+            payload, z_c = attempt(k)
+        else:
+            k = 0 if request.max_bytes is not None else 4
+            while True:
+                payload, z_c = attempt(k)
+                need = stream_cost(params_len) + stream_cost(len(payload)) + caption_cost
+                if request.max_bytes is None or need <= request.max_bytes:
+                    break
+                if k == MAX_Q_INDEX:
+                    raise RateError(f"resulic needs at least {need} bytes at its coarsest step; budget {request.max_bytes}")
+                k += 1
+        rel = float(((z_c - z) ** 2).sum() / (z**2).sum().clamp_min(1e-12))
+        streams = [Stream(StreamKind.PARAMS, b""), Stream(StreamKind.LATENT, payload)]
+        text = self._residual_text(request, z_c) if self.bundle is not None or request.caption else ""
+        if text:
+            streams.append(Stream(StreamKind.TEXT, encode_text_stream(text, get_text_coder(self.text_coder))))
+        n_r = 0
+        if self.bundle is not None:
+            n_r = self.n_r if self.n_r is not None else start_step_for_distortion(self.scheduler.alphas_cumprod, rel)
+        streams[0] = Stream(StreamKind.PARAMS, self._params(int(self.bundle is not None), n_r))
+        if request.max_bytes is not None and sum(s.framed_size() for s in streams) > request.max_bytes:
+            raise RateError("resulic residual text does not fit the budget; shorten the caption or raise the rate")
+        return streams
+
+    def _params(self, diffusion: int, n_r: int) -> bytes:
+        return pack_params(PARAMS_SCHEMA, {"version": 1, "diffusion": diffusion, "seed": self.seed,
+                                           "steps": self.steps, "n_r": n_r, "guidance": self.guidance})
+
+    # ------------------------------------------------------------------ decode
+    def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
+        from ...text import decode_text_stream
+
+        if len(streams) < 2 or streams[0].kind != StreamKind.PARAMS or streams[1].kind != StreamKind.LATENT:
+            raise FormatError("resulic file must start with PARAMS, LATENT streams")
+        p = unpack_params(PARAMS_SCHEMA, streams[0].payload)
+        if p["version"] != 1 or not 1 <= p["steps"] <= MAX_STEPS or p["diffusion"] not in (0, 1):
+            raise FormatError("resulic PARAMS out of range")
+        text = ""
+        if len(streams) > 2 and streams[2].kind == StreamKind.TEXT:
+            text = decode_text_stream(streams[2].payload)
+        if p["diffusion"] and self.bundle is None:
+            raise MissingComponentError(f"this file was refined with a diffusion model: set {MODEL_ENV} or --set model=")
+        m = self._multiple()
+        ph, pw = height + (-height) % m, width + (-width) % m
+        h, w = ph // self.space.factor, pw // self.space.factor
+        with fixed_threads(), torch.no_grad():
+            z_c = self.codec.decompress_latent(streams[1].payload, h, w)
+            if p["diffusion"]:
+                if not 0 <= p["n_r"] < int(self.scheduler.config.num_train_timesteps):
+                    raise FormatError("resulic N_r out of range")
+                z_c = self.refine(z_c, text, int(p["n_r"]), int(p["steps"]), float(p["guidance"]), int(p["seed"]))
+            img = self.space.decode(z_c)
+        return img[:height, :width]
+
+    @torch.no_grad()
+    def refine(self, z_c: torch.Tensor, text: str, n_r: int, steps: int, guidance: float, seed: int) -> torch.Tensor:
+        """Compression-aware diffusion from z_c at N_r (ResULIC Algorithm 2, η = 0)."""
+        assert self.bundle is not None
+        sched = self.scheduler
+        sched.set_timesteps(steps, start_step=n_r)
+        cond = self.bundle.encode_prompt([text])
+        uncond = self.bundle.encode_prompt([""]) if guidance != 1.0 else None
+        x = sched.initial_sample(z_c, seeded_noise(tuple(z_c.shape), seed))
+        for t in sched.timesteps:
+            eps = self.bundle.guided_eps(x, t, cond, uncond, guidance)
+            x = sched.step(eps, t, x).prev_sample
+        return x
