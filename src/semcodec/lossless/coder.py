@@ -1,0 +1,179 @@
+"""Arithmetic coding of the residual with constriction, all patches advancing together.
+
+The image (padded to a multiple of p) is cut into N p×p patches. Step t ∈ [0, p²) handles pixel
+t (raster order) of every patch at once: one transformer step with a KV cache over a batch of N
+tokens, then R, G and B of those N pixels in turn (G's mixture sees r_R, B's sees r_R and r_G)::
+
+    step t:  embed(g, x_l, neighbour residuals) ─► backbone(+KV cache) ─► h ─┬► GMM_R ─► code x_R
+                                                                             ├► GMM_G(r_R) ─► x_G
+                                                                             └► GMM_B(r_R,r_G) ─► x_B
+
+Both sides run exactly the same computation (same batch shapes, same order, one torch thread inside
+:func:`fixed_threads`); mixture parameters are rounded to an integer grid and the pmfs are integer
+frequencies (:mod:`.mixture`), so the encoder's and decoder's tables are bit-identical whatever the
+caller's thread count. The encoder stores the integer parameters of every step and then pushes the
+symbols onto the ANS stack in reverse decoding order.
+
+RESIDUAL stream payload: ``[version=1][CRC32 of the original pixels, 4 bytes BE][ANS words, u32 LE]``.
+The CRC makes any corruption a :class:`~semcodec.errors.FormatError` instead of a wrong image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+import zlib
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from ..errors import FormatError
+from .mixture import integer_pmf, quantise_params
+from .model import UNAVAILABLE, ResidualLM
+
+VERSION = 1
+
+
+@contextlib.contextmanager
+def fixed_threads(n: int = 1) -> Iterator[None]:
+    """Run torch with exactly ``n`` threads inside the block (restored after)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+class PatchStepper:
+    """State of one image being coded: conv features, base pixels, decoded residuals, KV cache."""
+
+    def __init__(self, model: ResidualLM, xl: np.ndarray, quality: int) -> None:
+        p = model.cfg.patch
+        self.model, self.p = model, p
+        h, w = xl.shape[:2]
+        hp, wp = -(-h // p) * p, -(-w // p) * p
+        self.pad = ((0, hp - h), (0, wp - w), (0, 0))
+        xlp = torch.from_numpy(np.pad(xl, self.pad, mode="edge")).permute(2, 0, 1)[None].contiguous()
+        valid = torch.from_numpy(np.pad(np.ones((h, w, 1), bool), self.pad)).permute(2, 0, 1)[None]
+        self.g = self._patches(model.glob(xlp))  # (N,p,p,d) conv features
+        self.xl = self._patches(xlp).long()  # (N,p,p,3)
+        self.valid = self._patches(valid)[..., 0]  # (N,p,p) bool
+        self.n = self.xl.shape[0]
+        self.q = torch.full((self.n,), model.quality_index(quality), dtype=torch.long)
+        self.rbuf = torch.full((self.n, p + 1, p + 2, 3), UNAVAILABLE, dtype=torch.long)
+        self.cache = None
+
+    def _patches(self, t: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = t.shape
+        p = self.p
+        return t.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1).reshape(-1, p, p, c)
+
+    def pad_image(self, x: np.ndarray) -> torch.Tensor:
+        """Original pixels as patches; padding pixels equal the (padded) base, i.e. residual 0."""
+        xp = np.pad(x, self.pad, mode="edge")
+        xs = self._patches(torch.from_numpy(xp).permute(2, 0, 1)[None].contiguous()).long()
+        return torch.where(self.valid[..., None], xs, self.xl)
+
+    def step(self, t: int) -> torch.Tensor:
+        i, j = divmod(t, self.p)
+        rb = self.rbuf
+        nbr = torch.stack([rb[:, i + 1, j], rb[:, i, j + 1], rb[:, i, j], rb[:, i, j + 2]], 1)
+        e = self.model.embed(self.g[:, i, j], self.xl[:, i, j], nbr, self.q)[:, None]
+        out = self.model.backbone(inputs_embeds=e, past_key_values=self.cache, use_cache=True)
+        self.cache = out.past_key_values
+        return out.last_hidden_state[:, 0]
+
+    def params(self, h: torch.Tensor, c: int, r: torch.Tensor) -> torch.Tensor:
+        return quantise_params(*self.model.head(h, c, r[:, 0] if c else None, r[:, 1] if c == 2 else None))
+
+    def record(self, t: int, r: torch.Tensor) -> None:
+        i, j = divmod(t, self.p)
+        self.rbuf[:, i + 1, j + 1] = (r + 255).clamp(0, 510)
+
+
+def _categorical():
+    import constriction
+
+    return constriction.stream.model.Categorical(perfect=False)
+
+
+def image_crc(x: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(x, dtype=np.uint8).tobytes())
+
+
+def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: int) -> bytes:
+    """Code H×W×3 uint8 ``x`` given its base ``xl``; returns the RESIDUAL stream payload."""
+    import constriction
+
+    with fixed_threads(1), torch.no_grad():
+        st = PatchStepper(model, xl, quality)
+        xs = st.pad_image(x)
+        steps = []
+        for t in range(st.p * st.p):
+            i, j = divmod(t, st.p)
+            h = st.step(t)
+            r = xs[:, i, j] - st.xl[:, i, j]
+            steps.append([st.params(h, c, r) for c in range(3)])
+            st.record(t, r)
+        coder = constriction.stream.stack.AnsCoder()
+        fam = _categorical()
+        for t in reversed(range(st.p * st.p)):
+            i, j = divmod(t, st.p)
+            m = st.valid[:, i, j]
+            if not bool(m.any()):
+                continue
+            for c in (2, 1, 0):
+                pmf = integer_pmf(steps[t][c][m], st.xl[m, i, j, c]).numpy()
+                coder.encode_reverse(xs[m, i, j, c].to(torch.int32).numpy(), fam, pmf)
+    words = coder.get_compressed().astype("<u4")
+    return bytes([VERSION]) + struct.pack(">I", image_crc(x)) + words.tobytes()
+
+
+def decode_residual(model: ResidualLM, xl: np.ndarray, quality: int, payload: bytes) -> np.ndarray:
+    """Inverse of :func:`encode_residual`; raises FormatError on any inconsistency."""
+    import constriction
+
+    h, w = xl.shape[:2]
+    if len(payload) < 5 or payload[0] != VERSION or (len(payload) - 5) % 4:
+        raise FormatError("lossless: malformed residual stream header")
+    nwords = (len(payload) - 5) // 4
+    if nwords > 3 * h * w + 64:  # ≤ 24 bits per subpixel plus slack: anything larger is not ours
+        raise FormatError("lossless: residual stream larger than any valid one")
+    (crc,) = struct.unpack(">I", payload[1:5])
+    words = np.frombuffer(payload[5:], dtype="<u4").astype(np.uint32)
+    try:
+        coder = constriction.stream.stack.AnsCoder(words)
+    except Exception as e:  # noqa: BLE001 - constriction rejects some invalid word arrays
+        raise FormatError(f"lossless: residual stream rejected by the decoder ({e})") from None
+    fam = _categorical()
+    with fixed_threads(1), torch.no_grad():
+        st = PatchStepper(model, xl, quality)
+        out = st.xl.clone()
+        for t in range(st.p * st.p):
+            i, j = divmod(t, st.p)
+            hid = st.step(t)
+            m = st.valid[:, i, j]
+            r = torch.zeros(st.n, 3, dtype=torch.long)
+            for c in range(3):
+                q = st.params(hid, c, r)
+                if bool(m.any()):
+                    pmf = integer_pmf(q[m], st.xl[m, i, j, c]).numpy()
+                    try:
+                        sym = coder.decode(fam, pmf)
+                    except Exception as e:  # noqa: BLE001
+                        raise FormatError(f"lossless: residual stream does not decode ({e})") from None
+                    xv = torch.from_numpy(np.asarray(sym, dtype=np.int64))
+                    out[m, i, j, c] = xv
+                    r[m, c] = xv - st.xl[m, i, j, c]
+            st.record(t, r)
+    if not coder.is_empty():
+        raise FormatError("lossless: residual stream has trailing data")
+    p = st.p
+    hp, wp = h + st.pad[0][1], w + st.pad[1][1]
+    img = out.reshape(hp // p, wp // p, p, p, 3).permute(0, 2, 1, 3, 4).reshape(hp, wp, 3)[:h, :w]
+    x = img.to(torch.uint8).numpy()
+    if image_crc(x) != crc:
+        raise FormatError("lossless: decoded pixels fail the checksum (corrupted residual stream)")
+    return np.ascontiguousarray(x)

@@ -1,0 +1,270 @@
+"""Residual language model: a causal transformer predicts each residual pixel of a p×p patch.
+
+Du et al. (LLM lossless coding with visual prompts) feed an LLM the lossy image as a prompt and let it
+predict the residual r = x − x_l token by token. Data flow of one patch (this module)::
+
+      x_l (full image) ──► GlobalEmbedding (convs) ──► g[i,j] ─┐
+      x_l[i,j,c] as indices ──► local embedding ───────────────┤
+      decoded residuals of the causal neighbours               ├─► Σ ──► token t ──► causal HF
+        (left, up, up-left, up-right) ──► residual embeddings ─┤                    transformer
+      base quality ──► quality embedding ──────────────────────┘                       │ h_t
+                                                                                       ▼
+                              ChannelHead: R | G given r_R | B given r_R, r_G ──► K=5 GMM (w, μ, σ)
+
+Adaptations for a 2-core CPU (documented in the model card):
+- one token per *pixel* (not per subpixel); the three subpixels are predicted channel-conditionally
+  by the head, so a patch needs p² transformer steps instead of 3p²;
+- the lossy patch is not a prefix prompt (which doubles the sequence); its pixel-value embeddings are
+  added to the token of the same position, and the conv features give each token the lossy
+  neighbourhood (including "future" pixels), which is what the prefix offered;
+- the causal neighbours' residuals are embedded directly into each token (learnable residual
+  embeddings) so that a tiny transformer sees the local context without having to find it.
+
+The backbone is any Hugging Face model accepting ``inputs_embeds`` and a KV cache: by default a
+small GPT-2 built from a config and trained here; a pretrained causal LM from a local folder with a
+peft LoRA adapter plugs in the same way (``backbone_pretrained`` + ``lora``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import MissingComponentError
+
+UNAVAILABLE = 511  # residual code of a neighbour outside the patch (residual codes are r + 255)
+NEIGHBOURS = 4  # left, up, up-left, up-right
+
+
+@dataclass
+class LosslessConfig:
+    patch: int = 8
+    mixtures: int = 5
+    conv_channels: int = 32
+    conv_layers: int = 4
+    base_codec: str = "heif"
+    qualities: list[int] = field(default_factory=lambda: [30, 50, 70])
+    default_quality: int = 50
+    backbone: str = "gpt2"  # model_type for transformers.AutoConfig.for_model
+    backbone_config: dict[str, Any] = field(
+        default_factory=lambda: {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 64, "vocab_size": 1,
+                                 "bos_token_id": None, "eos_token_id": None, "activation_function": "gelu",
+                                 "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
+    )
+    backbone_pretrained: str | None = None  # local HF folder of a pretrained causal LM (no hub access)
+    lora: dict[str, Any] | None = None  # peft.LoraConfig kwargs, used with backbone_pretrained
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LosslessConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def build_backbone(cfg: LosslessConfig) -> nn.Module:
+    """The causal transformer: random from a config, or pretrained from a local folder (+ LoRA)."""
+    from transformers import AutoConfig, AutoModel
+
+    if cfg.backbone_pretrained:
+        path = Path(cfg.backbone_pretrained)
+        if not path.is_dir():
+            raise MissingComponentError(
+                f"lossless backbone folder {path} not found; point backbone_pretrained at a local"
+                " Hugging Face model folder (save_pretrained layout)"
+            )
+        model = AutoModel.from_pretrained(str(path), local_files_only=True)
+        if cfg.lora:
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(**cfg.lora))
+        return model
+    conf = AutoConfig.for_model(cfg.backbone, **cfg.backbone_config)
+    return AutoModel.from_config(conf)
+
+
+class GlobalEmbedding(nn.Module):
+    """A few 3×3 convs over the whole lossy image: per-pixel context features (non-causal)."""
+
+    def __init__(self, channels: int, layers: int, d: int) -> None:
+        super().__init__()
+        mods: list[nn.Module] = []
+        cin = 3
+        for _ in range(layers):
+            mods += [nn.Conv2d(cin, channels, 3, padding=1, padding_mode="replicate"), nn.GELU()]
+            cin = channels
+        mods.append(nn.Conv2d(cin, d, 1))
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, xl: torch.Tensor) -> torch.Tensor:  # (B,3,H,W) uint8/long -> (B,d,H,W)
+        return self.net(xl.float() / 127.5 - 1.0)
+
+
+class ChannelHead(nn.Module):
+    """h_t -> mixture parameters of R, of G given r_R, of B given (r_R, r_G)."""
+
+    def __init__(self, d: int, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.cond = nn.Embedding(3 * 512, d)  # [r_R for G | r_R for B | r_G for B]
+        self.cond_lin = nn.Linear(3, d)
+        self.mlps = nn.ModuleList(
+            nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 3 * k)) for _ in range(3)
+        )
+        self.shift = nn.Linear(d, 3 * k)  # per-component linear mean shifts (CALIC-like inter-channel)
+
+    def forward(self, h: torch.Tensor, c: int, r_r: torch.Tensor | None = None,
+                r_g: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        z = h
+        k = self.k
+        if c >= 1:
+            rr = r_r.clamp(-255, 255)
+            s = torch.zeros(*rr.shape, 3, dtype=h.dtype)
+            if c == 1:
+                z = z + self.cond(rr + 255)
+                s[..., 0] = rr.to(h.dtype) / 32
+            else:
+                rg = r_g.clamp(-255, 255)
+                z = z + self.cond(rr + 255 + 512) + self.cond(rg + 255 + 1024)
+                s[..., 1] = rr.to(h.dtype) / 32
+                s[..., 2] = rg.to(h.dtype) / 32
+            z = z + self.cond_lin(s)
+        out = self.mlps[c](z)
+        logits, mu, log_sigma = out[..., :k], out[..., k : 2 * k], out[..., 2 * k :]
+        if c >= 1:
+            sh = self.shift(h)
+            if c == 1:
+                mu = mu + sh[..., :k] * r_r.to(h.dtype).unsqueeze(-1)
+            else:
+                mu = mu + sh[..., k : 2 * k] * r_r.to(h.dtype).unsqueeze(-1) + sh[..., 2 * k :] * r_g.to(h.dtype).unsqueeze(-1)
+        return logits, mu, log_sigma
+
+
+class ResidualLM(nn.Module):
+    """Embeddings + causal backbone + channel head. See the module docstring for the data flow."""
+
+    def __init__(self, cfg: LosslessConfig, backbone: nn.Module | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = backbone if backbone is not None else build_backbone(cfg)
+        d = int(self.backbone.config.hidden_size)
+        self.d = d
+        self.glob = GlobalEmbedding(cfg.conv_channels, cfg.conv_layers, d)
+        # one table: 3×256 lossy values, then NEIGHBOURS×3×512 residual codes
+        self.tok = nn.Embedding(3 * 256 + NEIGHBOURS * 3 * 512, d)
+        self.res_lin = nn.Linear(NEIGHBOURS * 3, d)
+        self.qual = nn.Embedding(len(cfg.qualities), d)
+        self.head = ChannelHead(d, cfg.mixtures)
+        nn.init.normal_(self.tok.weight, std=0.02)
+        nn.init.normal_(self.qual.weight, std=0.02)
+        nn.init.normal_(self.head.cond.weight, std=0.02)
+
+    def quality_index(self, quality: int) -> int:
+        qs = self.cfg.qualities
+        return min(range(len(qs)), key=lambda i: abs(qs[i] - quality))
+
+    # ---- token embedding shared by training and coding -------------------------------------
+    def embed(self, g: torch.Tensor, xl: torch.Tensor, nbr: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """g (...,d) conv features; xl (...,3) long; nbr (...,NEIGHBOURS,3) residual codes; q (...) long."""
+        off = torch.arange(3) * 256
+        idx_l = xl + off
+        noff = 3 * 256 + (torch.arange(NEIGHBOURS * 3) * 512).view(NEIGHBOURS, 3)
+        idx_r = (nbr + noff).flatten(-2)
+        idx = torch.cat([idx_l, idx_r], -1)
+        e = self.tok(idx).sum(-2)
+        avail = nbr != UNAVAILABLE
+        scal = torch.where(avail, (nbr - 255).to(g.dtype) / 32, torch.zeros((), dtype=g.dtype))
+        return g + e + self.res_lin(scal.flatten(-2)) + self.qual(q)
+
+    # ---- training: teacher-forced, all positions at once -------------------------------------
+    @staticmethod
+    def neighbour_codes(r: torch.Tensor) -> torch.Tensor:
+        """r (B,p,p,3) long residuals of patches -> (B,p,p,NEIGHBOURS,3) causal neighbour codes."""
+        b, p, _, c = r.shape
+        buf = torch.full((b, p + 1, p + 2, c), UNAVAILABLE, dtype=torch.long)
+        buf[:, 1:, 1 : p + 1] = (r + 255).clamp(0, 510)
+        left = buf[:, 1:, 0:p]
+        up = buf[:, 0:p, 1 : p + 1]
+        ul = buf[:, 0:p, 0:p]
+        ur = buf[:, 0:p, 2 : p + 2]
+        return torch.stack([left, up, ul, ur], -2)
+
+    def patch_features(self, x: torch.Tensor, xl: torch.Tensor, margin: int = 0) -> tuple[torch.Tensor, ...]:
+        """Split into patch sequences. x, xl (B,3,H+2m,W+2m) uint8; features use the margin as context."""
+        p = self.cfg.patch
+        g = self.glob(xl)
+        if margin:
+            g, x, xl = (t[..., margin:-margin, margin:-margin] for t in (g, x, xl))
+
+        def seq(t: torch.Tensor) -> torch.Tensor:  # (B,C,H,W) -> (B*nh*nw, p, p, C)
+            b, c, h, w = t.shape
+            t = t.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1)
+            return t.reshape(-1, p, p, c)
+
+        return seq(g), seq(x.long()), seq(xl.long())
+
+    def forward(self, x: torch.Tensor, xl: torch.Tensor, qidx: torch.Tensor, margin: int = 0) -> torch.Tensor:
+        """Bits per subpixel of every pixel, shape (N_patches, p*p, 3). ``qidx`` (B,) quality indices."""
+        from .mixture import gmm_bits
+
+        p = self.cfg.patch
+        n_per = ((x.shape[2] - 2 * margin) // p) * ((x.shape[3] - 2 * margin) // p)
+        g, xs, xls = self.patch_features(x, xl, margin)
+        r = xs - xls
+        nbr = self.neighbour_codes(r)
+        q = qidx.repeat_interleave(n_per).view(-1, 1, 1).expand(-1, p, p)
+        e = self.embed(g, xls, nbr, q).reshape(-1, p * p, self.d)
+        h = self.backbone(inputs_embeds=e).last_hidden_state  # (N, L, d)
+        xs, xls, r = (t.reshape(-1, p * p, 3) for t in (xs, xls, r))
+        bits = []
+        for c in range(3):
+            params = self.head(h, c, r[..., 0] if c else None, r[..., 1] if c == 2 else None)
+            bits.append(gmm_bits(*params, xs[..., c], xls[..., c]))
+        return torch.stack(bits, -1)
+
+
+# ---- weights -------------------------------------------------------------------------------
+def _is_frozen_backbone_key(model: ResidualLM, key: str) -> bool:
+    return bool(model.cfg.backbone_pretrained) and key.startswith("backbone.") and "lora_" not in key
+
+
+def save_model(model: ResidualLM, folder: str | Path) -> None:
+    """config.json + model.safetensors (a pretrained backbone's frozen weights are not duplicated)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().contiguous() for k, v in model.state_dict().items() if not _is_frozen_backbone_key(model, k)}
+    save_file(sd, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(model.cfg.to_json() + "\n")
+
+
+def load_model(folder: str | Path) -> ResidualLM:
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    cfg_path, w_path = folder / "config.json", folder / "model.safetensors"
+    if not (cfg_path.is_file() and w_path.is_file()):
+        raise MissingComponentError(
+            f"lossless model weights not found in {folder} (need config.json and model.safetensors);"
+            " train them with `semcodec train-lossless`"
+        )
+    cfg = LosslessConfig.from_dict(json.loads(cfg_path.read_text()))
+    model = ResidualLM(cfg)
+    sd = load_file(str(w_path))
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    bad = [k for k in missing if not _is_frozen_backbone_key(model, k)]
+    if bad or unexpected:
+        raise MissingComponentError(f"lossless weights in {folder} do not match the config: {bad[:3]} {unexpected[:3]}")
+    return model.eval()
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
