@@ -14,7 +14,7 @@ import torch
 
 from semcodec.container import StreamKind, parse_container
 from semcodec.container.params import unpack_params
-from semcodec.errors import FormatError, ProfileMismatchError
+from semcodec.errors import FormatError, ProfileMismatchError, SemcodecError
 from semcodec.generative.components.tiny import build_tiny_sd
 from semcodec.generative.itc.profile import PARAMS_SCHEMA, ItcProfile
 from semcodec.pipeline import compress, decode, describe
@@ -124,3 +124,13 @@ def test_itc_rejects_corrupted_params(tiny_sd):
         prof.decode(bad, 32, 32)
     with pytest.raises(FormatError):
         prof.decode(c.streams[:2], 32, 32)
+
+
+def test_itc_mode_travels_in_the_file(tiny_sd):
+    """img2img chosen at the encoder decodes with only the ControlNet configured (no --set mode)."""
+    opts = _options(tiny_sd, True)
+    data = compress(_image(), bpp=3.0, profile="itc", caption=CAPTION, steps=2, mode="img2img", **opts)
+    assert unpack_params(PARAMS_SCHEMA, parse_container(data).streams[0].payload)["mode"] == 0
+    assert decode(data, **opts).image.shape == (32, 32, 3)
+    with pytest.raises(SemcodecError):
+        ItcProfile(**opts, steps=0)

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ...container import Stream
-from ...errors import MissingComponentError
+from ...errors import MissingComponentError, SemcodecError
 from ...profiles import EncodeRequest, get_profile
 from ...profiles.registry import profile_classes
 
@@ -52,7 +52,7 @@ class BaseImageCodec:
 
     def __init__(self, name: str | None = None, scale: int = 1, options: dict[str, Any] | None = None):
         if int(scale) < 1:
-            raise ValueError("base scale must be ≥ 1")
+            raise SemcodecError("base scale must be ≥ 1")
         self.name = name or default_base_name()
         self.scale = int(scale)
         self.options = dict(options or {})

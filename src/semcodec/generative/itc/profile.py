@@ -25,7 +25,7 @@ import numpy as np
 
 from ...container import Stream, StreamKind, stream_cost
 from ...container.params import pack_params, unpack_params
-from ...errors import FormatError, MissingComponentError, RateError
+from ...errors import FormatError, MissingComponentError, RateError, SemcodecError
 from ...profiles import EncodeRequest, Profile
 from ...profiles.registry import register_profile
 from ..components import CONTROLNET_ENV, DiffusionComponents, fixed_threads
@@ -49,7 +49,7 @@ CENTI = 100
 def centi(x: float) -> int:
     """Quantise a setting to 1/100 (what the file can carry); the encoder keeps the quantised value."""
     if not 0 <= x <= 10_000:
-        raise ValueError(f"setting {x} out of range 0..10000")
+        raise SemcodecError(f"setting {x} out of range 0..10000")
     return int(round(float(x) * CENTI))
 MODES = ("img2img", "controlnet")
 MAX_STEPS = 1000
@@ -81,23 +81,25 @@ class ItcProfile(Profile):
         controlnet = controlnet or os.environ.get(CONTROLNET_ENV) or None
         mode = mode or ("controlnet" if controlnet else "img2img")
         if mode not in MODES:
-            raise MissingComponentError(f"itc mode must be one of {MODES}, got {mode!r}")
+            raise SemcodecError(f"itc mode must be one of {MODES}, got {mode!r}")
+        if mode == "controlnet" and not controlnet:
+            raise MissingComponentError("itc mode=controlnet needs a ControlNet: set SEMCODEC_CONTROLNET or --set controlnet=...")
         self.mode = mode
         self.components = DiffusionComponents.from_sources(
-            model, with_controlnet=(mode == "controlnet"), controlnet=controlnet,
+            model, with_controlnet=controlnet is not None, controlnet=controlnet,
             use_controlnet_env=False, scheduler_kind=scheduler_kind, device=device, **parts)
         self.base = BaseImageCodec(base_profile, base_scale, base_options)
         if not 1 <= int(steps) <= MAX_STEPS:
-            raise ValueError(f"steps must be in 1..{MAX_STEPS}")
+            raise SemcodecError(f"steps must be in 1..{MAX_STEPS}")
         default_strength = 1.0 if mode == "controlnet" else 0.5
         self.settings = SamplerSettings(
             seed=int(seed), steps=int(steps),
             strength=centi(default_strength if strength is None else strength) / CENTI,
             guidance=centi(guidance) / CENTI, control_scale=centi(control_scale) / CENTI)
         if not 0 < self.settings.strength <= 1:
-            raise ValueError("strength must be in (0, 1]")
+            raise SemcodecError("strength must be in (0, 1]")
         if captioner not in ("auto", "none"):
-            raise ValueError("captioner must be 'auto' (the configured VLM, if any) or 'none'")
+            raise SemcodecError("captioner must be 'auto' (the configured VLM, if any) or 'none'")
         self.captioner = captioner
 
     @classmethod

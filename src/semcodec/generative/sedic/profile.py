@@ -24,7 +24,7 @@ import numpy as np
 
 from ...container import Stream, StreamKind, stream_cost
 from ...container.params import pack_params, unpack_params
-from ...errors import FormatError, RateError
+from ...errors import FormatError, RateError, SemcodecError
 from ...profiles import EncodeRequest, Profile
 from ...profiles.registry import register_profile
 from ..components import CONTROLNET_ENV, DiffusionComponents, fixed_threads
@@ -71,12 +71,12 @@ class SedicProfile(Profile):
             scheduler_kind=scheduler_kind, device=device, **parts)
         self.base = BaseImageCodec(base_profile, base_scale, base_options)
         if not 1 <= int(steps) <= MAX_STEPS:
-            raise ValueError(f"steps must be in 1..{MAX_STEPS}")
+            raise SemcodecError(f"steps must be in 1..{MAX_STEPS}")
         if int(mask_factor) not in (1, 2, 4, 8):
-            raise ValueError("mask_factor must be one of 1, 2, 4, 8")
+            raise SemcodecError("mask_factor must be one of 1, 2, 4, 8")
         self.semantics = semantics
         if analysis not in ("auto", "none"):
-            raise ValueError("analysis must be 'auto' (VLM + Grounding DINO + SAM when configured) or 'none'")
+            raise SemcodecError("analysis must be 'auto' (VLM + Grounding DINO + SAM when configured) or 'none'")
         self.analysis = analysis
         self.mask_factor = int(mask_factor)
         default_strength = 1.0 if controlnet else 0.6
@@ -85,7 +85,7 @@ class SedicProfile(Profile):
             guidance=centi(guidance) / CENTI, control_scale=centi(control_scale) / CENTI, eta=centi(eta) / CENTI,
             t_prime=int(t_prime), global_strength=centi(global_strength) / CENTI)
         if not 0 < self.settings.strength <= 1 or not 0 <= self.settings.global_strength <= 1:
-            raise ValueError("strength must be in (0, 1] and global_strength in [0, 1]")
+            raise SemcodecError("strength must be in (0, 1] and global_strength in [0, 1]")
 
     @classmethod
     def availability(cls) -> str | None:
