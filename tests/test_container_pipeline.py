@@ -77,10 +77,10 @@ def test_profile_mismatch_and_unknown_profile(natural_image: np.ndarray) -> None
     other_hash = Container(c.width, c.height, c.profile_id, b"\xde\xad\xbe\xef", c.streams).to_bytes()
     with pytest.raises(ProfileMismatchError, match="different configuration"):
         semcodec.decode(other_hash)
-    unknown = Container(c.width, c.height, 47, c.config_hash, c.streams).to_bytes()
-    with pytest.raises(ProfileMismatchError, match="profile id 47"):
+    unknown = Container(c.width, c.height, 200, c.config_hash, c.streams).to_bytes()
+    with pytest.raises(ProfileMismatchError, match="profile id 200"):
         semcodec.decode(unknown)
-    assert semcodec.describe(unknown)["profile"] == "unknown (id 47)"
+    assert semcodec.describe(unknown)["profile"] == "unknown (id 200)"
     # a JPEG payload under the WebP profile id: fingerprints differ, so it is refused by name
     as_webp = Container(c.width, c.height, 2, c.config_hash, c.streams).to_bytes()
     with pytest.raises(ProfileMismatchError, match="'webp'"):
