@@ -137,14 +137,10 @@ def describe(data: bytes, max_pixels: int | None = None) -> dict[str, Any]:
             except Exception:  # info must never fail on an unknown coder
                 entry["text_coder"] = "unknown"
         streams.append(entry)
-    try:
-        from .profiles.registry import _BY_ID as profiles_by_id
-        from .profiles.registry import _load_all as load_profiles
+    from .profiles.registry import PROFILE_INDEX
 
-        load_profiles()
-        pname = profiles_by_id[container.profile_id].name
-    except KeyError:
-        pname = f"unknown (id {container.profile_id})"
+    names = {pid: name for name, (pid, _) in PROFILE_INDEX.items()}
+    pname = names.get(container.profile_id, f"unknown (id {container.profile_id})")
     total = len(data)
     assert header + sum(e["bytes"] for e in streams) == total
     return {

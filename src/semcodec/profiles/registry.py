@@ -23,7 +23,25 @@ PROFILE_MODULES: list[str] = [
     "semcodec.generative.resulic.profile",
     "semcodec.generative.itc",
     "semcodec.generative.sedic",
+    "semcodec.lossless.profile",
 ]
+
+#: name -> (profile id, module registering it), so a lookup by name or id imports only that module
+#: (the generative ones pull in diffusers). ``test_profile_index_matches_registry`` keeps it honest.
+PROFILE_INDEX: dict[str, tuple[int, str]] = {
+    "jpeg": (1, "semcodec.image.profiles"),
+    "webp": (2, "semcodec.image.profiles"),
+    "avif": (3, "semcodec.image.profiles"),
+    "jxl": (4, "semcodec.image.profiles"),
+    "j2k": (5, "semcodec.image.profiles"),
+    "heif": (6, "semcodec.image.profiles"),
+    "lic": (16, "semcodec.image.learned.profile"),
+    "itc": (32, "semcodec.generative.itc"),
+    "sedic": (33, "semcodec.generative.sedic"),
+    "perco": (34, "semcodec.generative.perco.profile"),
+    "resulic": (35, "semcodec.generative.resulic.profile"),
+    "lossless": (48, "semcodec.lossless.profile"),
+}
 
 DEFAULT_PROFILE = "avif"
 
@@ -73,8 +91,19 @@ def _cached(cls: type[Profile], options: dict[str, Any]) -> Profile:
     return inst
 
 
-def get_profile(name: str, **options: Any) -> Profile:
+def _load_for(name: str | None = None, profile_id: int | None = None) -> None:
+    """Import just the module that registers ``name`` / ``profile_id``; everything if it is not indexed."""
+    for pname, (pid, module) in PROFILE_INDEX.items():
+        if pname == name or pid == profile_id:
+            importlib.import_module(module)
+            if (name is not None and name in _BY_NAME) or (profile_id is not None and profile_id in _BY_ID):
+                return
     _load_all()
+
+
+def get_profile(name: str, **options: Any) -> Profile:
+    if name not in _BY_NAME:
+        _load_for(name=name)
     try:
         cls = _BY_NAME[name]
     except KeyError:
@@ -88,7 +117,8 @@ def get_profile(name: str, **options: Any) -> Profile:
 
 
 def profile_for_id(profile_id: int, **options: Any) -> Profile:
-    _load_all()
+    if profile_id not in _BY_ID:
+        _load_for(profile_id=profile_id)
     cls = _BY_ID.get(profile_id)
     if cls is None:
         raise ProfileMismatchError(
