@@ -69,7 +69,7 @@ class CompressionAwareScheduler(SchedulerMixin, ConfigMixin):
         if not 0 <= n_r < T:
             raise ValueError(f"start_step must be in 0..{T - 1}")
         steps = max(1, min(int(num_inference_steps), n_r + 1))
-        ts = [round(n_r * (steps - i) / steps) for i in range(steps)]
+        ts = [n_r * (steps - i) // steps for i in range(steps)]  # strictly decreasing, first = N_r
         self.timesteps = torch.tensor(ts, dtype=torch.long, device=device)
         self.start_step = n_r
         self.num_inference_steps = steps
