@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Metric, check_pair, register_metric
+from .base import Metric, check_pair, register_metric, torch_threads
 
 ENV_MODEL = "SEMCODEC_CLIP_MODEL"
 ENV_CKPT = "SEMCODEC_CLIP_CHECKPOINT"
@@ -64,11 +64,11 @@ class CLIPModel:
         from PIL import Image
 
         x = self.preprocess(Image.fromarray(image))[None]
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(1):
             return F.normalize(self.model.encode_image(x).float(), dim=-1)[0]
 
     def text_embedding(self, texts: list[str]) -> torch.Tensor:
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(1):
             return F.normalize(self.model.encode_text(self.tokenizer(texts)).float(), dim=-1)
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import IMAGENET_MEAN, IMAGENET_STD, backbone_file, backbone_missing, load_features, to_tensor
-from .base import Metric, check_pair, register_metric
+from .base import Metric, check_pair, register_metric, torch_threads
 from .weights import find_file, load_state_dict, package_file
 
 CHANNELS = [3, 64, 128, 256, 512, 512]
@@ -124,5 +124,5 @@ class DISTS(Metric):
         check_pair(reference, decoded)
         if self._model is None:
             self._model = load_dists(backbone_file("vgg16"), alpha_beta_file())
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(1):
             return float(self._model(to_tensor(reference), to_tensor(decoded))[0])

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import SetMetric, register_metric
+from .base import SetMetric, register_metric, torch_threads
 from .weights import find_file, load_state_dict, missing
 
 ENV = "SEMCODEC_INCEPTION_WEIGHTS"
@@ -123,7 +123,8 @@ class _InceptionSet(SetMetric):
     def features(self, images: list[np.ndarray]) -> np.ndarray:
         if self._net is None:
             self._net = load_inception()
-        return inception_features(self._net, [p for im in images for p in fid_patches(im)])
+        with torch_threads(1):
+            return inception_features(self._net, [p for im in images for p in fid_patches(im)])
 
 
 @register_metric

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .backbones import backbone_file, backbone_missing, load_features, to_tensor
-from .base import Metric, check_pair, register_metric
+from .base import Metric, check_pair, register_metric, torch_threads
 from .weights import find_file, load_state_dict, package_file
 
 NETS = {
@@ -107,7 +107,7 @@ class _LPIPS(Metric):
         check_pair(reference, decoded)
         if self._model is None:
             self._model = load_lpips(self.net, backbone_file(NETS[self.net][0]), linear_file(self.net))
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(1):
             return float(self._model(to_tensor(reference) * 2 - 1, to_tensor(decoded) * 2 - 1)[0])
 
 

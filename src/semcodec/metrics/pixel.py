@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from .base import Metric, check_pair, register_metric
+from .base import Metric, check_pair, register_metric, torch_threads
 
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 MSSSIM_WIN = 11
@@ -49,7 +49,7 @@ def ms_ssim(reference: np.ndarray, decoded: np.ndarray) -> float:
     x = torch.from_numpy(np.array(reference)).permute(2, 0, 1)[None].double()
     y = torch.from_numpy(np.array(decoded)).permute(2, 0, 1)[None].double()
     levels = msssim_scales(h, w)
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(1):
         if levels == 5:
             val = _ms_ssim(x, y, data_range=255, win_size=MSSSIM_WIN, weights=list(MSSSIM_WEIGHTS))
         elif levels >= 2:
