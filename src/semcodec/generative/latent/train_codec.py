@@ -1,8 +1,8 @@
-"""Train the latent hyperprior (:mod:`.codec`) on TAEF2 latents of BSDS500.
+"""Train the latent hyperprior (:mod:`.codec`) on VAE latents of BSDS500 (TAEF2 by default, any VAE with --vae).
 
     python -m semcodec.generative.latent.train_codec --out /work/runs/resulic --minutes 70
 
-Steps: (1) encode BSDS500 train (and 20 val images) with TAEF2 once, cached in ``<out>/latents.pt``;
+Steps: (1) encode BSDS500 train (and 20 val images) with the VAE once, cached in ``<out>/latents.pt``;
 (2) train on random 32×32 latent crops (= 256×256 pixels) with flips, loss λ·MSE(ẑ, z) + bpp, where
 bpp counts bits per *image* pixel (h·w·64); (3) checkpoint with resume every ``--ckpt-every`` steps;
 (4) ``--export DIR`` writes model.safetensors + config.json of the latest checkpoint.
@@ -23,24 +23,24 @@ from PIL import Image
 
 from ...paths import shared_data_dir
 from .codec import LatentHyperprior
-from .taef2 import TAEF2
+from .vae import load_latent_space
 
 
-def _load_rgb(path: Path) -> torch.Tensor:
+def _load_rgb(path: Path) -> np.ndarray:
     im = np.asarray(Image.open(path).convert("RGB"))
     h, w = im.shape[0] // 8 * 8, im.shape[1] // 8 * 8
-    return torch.from_numpy(im[:h, :w].copy()).permute(2, 0, 1)[None].float() / 255
+    return np.ascontiguousarray(im[:h, :w])
 
 
 @torch.no_grad()
-def cache_latents(out: Path, n_train: int = 200, n_val: int = 20) -> dict[str, list[torch.Tensor]]:
+def cache_latents(out: Path, n_train: int = 200, n_val: int = 20, vae: str = "taef2") -> dict[str, list[torch.Tensor]]:
     cache = out / "latents.pt"
     if cache.is_file():
         return torch.load(cache, weights_only=True)
     data = shared_data_dir()
     if data is None:
         raise SystemExit("shared data not found (set SEMCODEC_DATA)")
-    tae = TAEF2.from_dir()
+    space = load_latent_space(vae)
     res: dict[str, list[torch.Tensor]] = {"train": [], "val": []}
     parts = out / "latent_parts"  # one file per image: an interrupted run resumes where it stopped
     parts.mkdir(exist_ok=True)
@@ -51,7 +51,7 @@ def cache_latents(out: Path, n_train: int = 200, n_val: int = 20) -> dict[str, l
             if part.is_file():
                 z = torch.load(part, weights_only=True)
             else:
-                z = tae.encode(_load_rgb(f))[0]
+                z = space.encode(_load_rgb(f))[0]
                 # landscape orientation for easy cropping
                 z = z if z.shape[1] <= z.shape[2] else z.transpose(1, 2).contiguous()
                 torch.save(z, part)
@@ -86,13 +86,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--M", type=int, default=64)
     ap.add_argument("--n-train", type=int, default=200, help="BSDS500 train images to encode (CPU budget)")
     ap.add_argument("--n-val", type=int, default=20)
+    ap.add_argument("--vae", default="taef2", help="'taef2' or a diffusers VAE folder/id (e.g. SD 2.1's)")
+    ap.add_argument("--latent-channels", type=int, default=32, help="channels of that VAE's latent (SD: 4)")
     ap.add_argument("--export", default=None, help="write the latest checkpoint as safetensors to this folder")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    model = LatentHyperprior(32, args.N, args.M)
+    model = LatentHyperprior(args.latent_channels, args.N, args.M)
     params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam(params, lr=args.lr)
@@ -108,10 +110,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"resumed at step {step} ({elapsed / 60:.1f} min)", flush=True)
     if args.export:
         model.save(args.export, {"trained_steps": step, "train_minutes": round(elapsed / 60, 1),
-                                 "lmbda": args.lmbda, "data": "BSDS500 train (200 images), TAEF2 latents"})
+                                 "lmbda": args.lmbda, "data": f"BSDS500 train (first {args.n_train} images), {args.vae} latents"})
         print(f"exported step {step} to {args.export}")
         return
-    data = cache_latents(out, args.n_train, args.n_val)
+    data = cache_latents(out, args.n_train, args.n_val, args.vae)
     train = data["train"]
     rng = np.random.default_rng(step)
     t0 = time.time() - elapsed

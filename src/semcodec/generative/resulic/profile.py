@@ -174,9 +174,7 @@ class ResulicProfile(Profile):
     def encode(self, request: EncodeRequest) -> list[Stream]:
         from ...text import encode_text_stream, get_text_coder
 
-        padded = pad_to_multiple(request.image, self._multiple())
-        with fixed_threads(), torch.no_grad():
-            z = self.space.encode(padded)
+        z = self._encode_latent(pad_to_multiple(request.image, self._multiple()))
         h, w = z.shape[-2:]
 
         def attempt(k: int) -> tuple[bytes, torch.Tensor]:
@@ -215,6 +213,14 @@ class ResulicProfile(Profile):
         if request.max_bytes is not None and sum(s.framed_size() for s in streams) > request.max_bytes:
             raise RateError("resulic residual text does not fit the budget; shorten the caption or raise the rate")
         return streams
+
+    def _encode_latent(self, padded: np.ndarray) -> torch.Tensor:
+        """VAE latent of the padded image; the last one is kept so several rate points encode once."""
+        key = hashlib.sha1(padded.tobytes() + str(padded.shape).encode()).hexdigest()
+        if getattr(self, "_last", (None,))[0] != key:
+            with fixed_threads(), torch.no_grad():
+                self._last = (key, self.space.encode(padded))
+        return self._last[1]
 
     def _params(self, diffusion: int, n_r: int) -> bytes:
         return pack_params(PARAMS_SCHEMA, {"version": 1, "diffusion": diffusion, "seed": self.seed,
