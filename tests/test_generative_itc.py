@@ -134,3 +134,10 @@ def test_itc_mode_travels_in_the_file(tiny_sd):
     assert decode(data, **opts).image.shape == (32, 32, 3)
     with pytest.raises(SemcodecError):
         ItcProfile(**opts, steps=0)
+
+
+def test_itc_respects_the_rate(tiny_sd):
+    from semcodec.errors import RateError
+
+    with pytest.raises(RateError):
+        compress(_image(), bpp=0.2, profile="itc", caption=CAPTION, **_options(tiny_sd, False))

@@ -102,9 +102,11 @@ class CaptureAttnProcessor(AttnProcessor):
 
 @contextmanager
 def install_capture(unet: Any, store: AttentionStore) -> Iterator[AttentionStore]:
-    """Swap every attention processor of ``unet`` for the capturing one; restore the originals after."""
+    """Swap the cross-attention processors of ``unet`` for capturing ones; restore the originals after."""
     before = dict(unet.attn_processors)
-    unet.set_attn_processor({name: CaptureAttnProcessor(store) for name in before})
+    # only cross-attention (attn2) is captured; self-attention keeps its fast (SDPA) processor
+    unet.set_attn_processor({name: CaptureAttnProcessor(store) if name.endswith("attn2.processor") else proc
+                             for name, proc in before.items()})
     try:
         yield store
     finally:
