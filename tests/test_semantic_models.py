@@ -14,11 +14,9 @@ import torch
 
 from semcodec.cli import main as cli_main
 from semcodec.errors import MissingComponentError
-from semcodec.semantic.analysis import analyze_image
 from semcodec.semantic.captioners import ChatCaptioner, itc_style, make_captioner
 from semcodec.semantic.chat import HFTextChat, HFVisionChat
 from semcodec.semantic.config import SemanticConfig
-from semcodec.semantic.masks import decode_masks
 from semcodec.semantic.objects import SedicLimits, analyze_sedic, parse_object_answer
 from semcodec.semantic.objects.grounding import GroundingDinoDetector
 from semcodec.semantic.objects.sam import SamSegmenter
@@ -33,15 +31,16 @@ CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'].upper() }}: {% if m['conte
                  "{% endif %}{% endfor %}{% endif %} {% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}")
 
 
-def _word_tokenizer():
+def _word_tokenizer(image_token: bool = True):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     tk = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     tk.decoder = decoders.WordPiece(prefix="##")
+    extra = {"extra_special_tokens": {"image_token": "<image>"}} if image_token else {}
     return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-                                   eos_token="</s>", extra_special_tokens={"image_token": "<image>"})
+                                   eos_token="</s>", **extra)
 
 
 def _llama_config():
@@ -73,6 +72,36 @@ def build_llava(path: str) -> None:
     model = LlavaForConditionalGeneration(cfg)
     model.generation_config.pad_token_id = 1
     model.generation_config.suppress_tokens = [0, 1, 2, 3, 4]  # random weights: keep the output non-empty
+    model.save_pretrained(path)
+    proc.save_pretrained(path)
+
+
+def build_blip2(path: str) -> None:
+    from transformers import (
+        Blip2Config,
+        Blip2ForConditionalGeneration,
+        Blip2Processor,
+        Blip2QFormerConfig,
+        Blip2VisionConfig,
+        BlipImageProcessor,
+        OPTConfig,
+    )
+
+    proc = Blip2Processor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}),
+                          tokenizer=_word_tokenizer(image_token=False), num_query_tokens=4)
+    cfg = Blip2Config(
+        vision_config=Blip2VisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                        num_attention_heads=2, image_size=32, patch_size=8),
+        qformer_config=Blip2QFormerConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1,
+                                          num_attention_heads=2, intermediate_size=32, encoder_hidden_size=16),
+        text_config=OPTConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1, ffn_dim=32,
+                              num_attention_heads=2, word_embed_proj_dim=16, max_position_embeddings=128,
+                              bos_token_id=2, eos_token_id=3, pad_token_id=1),
+        num_query_tokens=4, image_token_index=4)
+    torch.manual_seed(4)
+    model = Blip2ForConditionalGeneration(cfg)
+    model.generation_config.pad_token_id = 1
+    model.generation_config.suppress_tokens = [0, 1, 2, 3, 4]
     model.save_pretrained(path)
     proc.save_pretrained(path)
 
@@ -151,8 +180,9 @@ def build_sam(path: str) -> None:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("tiny_semantic")
-    paths = {k: str(root / k) for k in ("vlm", "llm", "gdino", "sam")}
+    paths = {k: str(root / k) for k in ("vlm", "blip2", "llm", "gdino", "sam")}
     build_llava(paths["vlm"])
+    build_blip2(paths["blip2"])
     build_llama(paths["llm"])
     build_grounding_dino(paths["gdino"])
     build_sam(paths["sam"])
@@ -181,6 +211,15 @@ def test_hf_vlm_captioner_greedy_and_limited(tiny, image):
     finally:
         del os.environ["SEMCODEC_VLM"]
     assert isinstance(via_env, ChatCaptioner) and via_env.chat.model.config.model_type == "llava"
+
+
+def test_blip2_captioner(tiny, image):
+    vlm = SemanticConfig(vlm=tiny["blip2"], max_new_tokens=10).vision_chat()
+    assert type(vlm.model).__name__ == "Blip2ForConditionalGeneration"
+    assert vlm.build_prompt("describe this image", 1) == "Question: describe this image Answer:"
+    cap = ChatCaptioner(vlm, itc_style())
+    a = cap.caption(image)
+    assert a and a == cap.caption(image) and len(a.split()) <= 10
 
 
 def test_hf_text_llm_runs_srr(tiny, image):
@@ -225,13 +264,6 @@ def test_sedic_analysis_end_to_end_and_cli(tiny, image, tmp_path, capsys, monkey
         det.box_threshold = 1.01
         dropped = analyze_sedic(image, cfg.vision_chat(), det, seg)
         assert dropped.objects == [] and dropped.dropped == ["cat", "dog"]
-        # analyze_image: real bit costs of what would be sent
-        det_cfg = SemanticConfig(chat_url=srv.url, chat_model="vlm", grounding_dino=tiny["gdino"], sam=tiny["sam"])
-        rep = analyze_image(image, "sedic", det_cfg)
-        assert rep.texts["overall"] == "a cat and a dog on a mat"
-        assert rep.text_payload_bytes["overall"] == len(encode_text_stream("a cat and a dog on a mat"))
-        if rep.masks:
-            assert len(decode_masks(rep.mask_payload, (48, 64))) == len(rep.masks)
         # CLI with env configuration
         path = tmp_path / "img.png"
         from PIL import Image
@@ -242,8 +274,11 @@ def test_sedic_analysis_end_to_end_and_cli(tiny, image, tmp_path, capsys, monkey
         monkeypatch.setenv("SEMCODEC_GROUNDING_DINO", tiny["gdino"])
         monkeypatch.setenv("SEMCODEC_SAM", tiny["sam"])
         assert cli_main(["analyze", str(path), "--profile", "sedic", "--json"]) == 0
-        out = json.loads(capsys.readouterr().out)
+        out = json.loads(capsys.readouterr().out)  # real bit costs of what would be sent
         assert out["texts"]["overall"] == "a cat and a dog on a mat"
+        assert out["text_payload_bytes"]["overall"] == len(encode_text_stream("a cat and a dog on a mat"))
+        assert len(out["objects"]) + len(out["dropped"]) == 2
+        assert (out["mask_payload_bytes"] > 0) == bool(out["objects"])
         assert out["total_bits"] == 8 * out["total_bytes"] > 0
         assert cli_main(["analyze", str(path), "--profile", "itc", "--caption", "a cat"]) == 0
         assert "'a cat'" in capsys.readouterr().out

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..container import stream_cost
+from ..errors import MissingComponentError
 from ..text.base import best_text_coder, encode_text_stream
 from .captioners import make_captioner
 from .config import SemanticConfig
@@ -77,6 +78,9 @@ def analyze_image(image: np.ndarray, profile: str, config: SemanticConfig | None
         else:
             rep.texts["caption"] = text
     else:
+        missing = config.missing_for_sedic()
+        if missing:
+            raise MissingComponentError("SEDIC object analysis is not configured; set " + "; ".join(missing))
         res = analyze_sedic(image, config.vision_chat(), config.grounder(), config.segmenter(), limits)
         rep.texts["overall"] = caption if caption is not None else res.overall
         for i, obj in enumerate(res.objects):

@@ -82,11 +82,22 @@ class ChatEndpoint:
         return str(msg).strip()
 
 
+_LOADED: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
 def load_hf(kind: str, path: str, device: str = "cpu") -> tuple[Any, Any]:
     """``(model, processor_or_tokenizer)`` from an HF id or folder; kind: vlm | llm | gdino | sam.
 
+    Loaded once per process (a profile encoding many images must not reload a 7B VLM each time).
     Missing weights become :class:`MissingComponentError` naming the env var to set.
     """
+    key = (kind, str(path), device)
+    if key not in _LOADED:
+        _LOADED[key] = _load_hf_uncached(kind, str(path), device)
+    return _LOADED[key]
+
+
+def _load_hf_uncached(kind: str, path: str, device: str) -> tuple[Any, Any]:
     import torch
     import transformers as tf
 

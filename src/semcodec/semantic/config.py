@@ -64,6 +64,17 @@ class SemanticConfig:
         known = {f.name for f in fields(cls)}
         return replace(cfg, **{k: v for k, v in overrides.items() if v is not None and k in known})
 
+    def missing_for_sedic(self) -> list[str]:
+        """What SEDIC object analysis still needs here (empty when VLM, Grounding DINO and SAM are set)."""
+        out = []
+        if not (self.vlm or self.chat_url):
+            out.append("SEMCODEC_VLM (or SEMCODEC_CHAT_URL + SEMCODEC_CHAT_MODEL) for object names and details")
+        if not self.grounding_dino:
+            out.append("SEMCODEC_GROUNDING_DINO (e.g. IDEA-Research/grounding-dino-tiny) to confirm objects")
+        if not self.sam:
+            out.append("SEMCODEC_SAM (e.g. facebook/sam-vit-base) for object masks")
+        return out
+
     # -- factories: each raises MissingComponentError naming what to set ---------------------------
 
     def chat_endpoint(self):
