@@ -231,6 +231,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd)
 
+    c = sub.add_parser("calibrate-codec", help="choose the lic downscale per bpp range on held-out images")
+    c.add_argument("weights", help="weights folder (config.json gets scale_policy)")
+    c.add_argument("--data", help="images (default: ../shared/data/bsds500/val)")
+    c.add_argument("--limit", type=int, default=10)
+    c.add_argument("--json", help="also write the curves here")
+    c.set_defaults(func=_cmd_calibrate)
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from ..image.learned.calibrate import run
+
+    data = args.data or str((shared_data_dir() or Path("../shared/data")) / "bsds500" / "val")
+    res = run(args.weights, data, args.limit, args.json)
+    print(json.dumps(res["scale_policy"]))
+    return 0
+
 
 def _cmd(args: argparse.Namespace) -> int:
     if args.export_only:
