@@ -34,15 +34,27 @@ def backbone_missing(name: str) -> str | None:
     return missing(f"torchvision {name} ImageNet weights", env, names)
 
 
-def build_features(name: str) -> nn.Sequential:
-    """The torchvision ``features`` module of ``name`` with random init (weights loaded separately)."""
+def build_features(name: str, random_init: bool = False) -> nn.Sequential:
+    """The torchvision ``features`` module of ``name``; parameters are uninitialised unless ``random_init``.
+
+    The model is built on the meta device so the classifier (most of AlexNet's 61 M parameters) is never
+    allocated; only ``features`` is materialised, to be filled by :func:`load_features`.
+    """
     from torchvision import models
 
-    if name == "alexnet":
-        return models.AlexNet().features
-    if name == "vgg16":
-        return models.vgg.make_layers(models.vgg.cfgs["D"])  # VGG16 "D" without its 100 M-param classifier
-    raise ValueError(name)
+    with torch.device("meta"):
+        if name == "alexnet":
+            feats = models.AlexNet().features
+        elif name == "vgg16":
+            feats = models.vgg.make_layers(models.vgg.cfgs["D"])  # VGG16 "D" without its classifier
+        else:
+            raise ValueError(name)
+    feats = feats.to_empty(device="cpu")
+    if random_init:
+        for m in feats.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+    return feats
 
 
 def load_features(name: str, path: str | Path | None = None) -> nn.Sequential:

@@ -75,19 +75,31 @@ def inception_features(net: torch.nn.Module, images: list[np.ndarray], batch: in
     return np.concatenate(feats) if feats else np.zeros((0, 2048))
 
 
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy import linalg
+def _psd_sqrt(s: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh(s)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
 
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """FID between feature sets ``a`` (n1×d) and ``b`` (n2×d).
+
+    Tr((ΣaΣb)^½) is computed without a general matrix square root: with A = (a−μa)/√(n1−1) and
+    B = (b−μb)/√(n2−1), Σa = AᵀA, Σb = BᵀB and the eigenvalues of ΣaΣb are the squared singular values
+    of ABᵀ, so the trace is the nuclear norm of the small n1×n2 matrix ABᵀ (exact; seconds instead of
+    minutes of ``scipy.linalg.sqrtm`` on 2048×2048). With more samples than dimensions the symmetric
+    square roots are used instead: ‖Σa^½ Σb^½‖_*.
+    """
     if len(a) < 2 or len(b) < 2:
         return math.nan
     mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    if not np.isfinite(covmean).all():
-        eps = np.eye(len(s1)) * 1e-6
-        covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
-    covmean = np.real(covmean)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    A = (a - mu1) / math.sqrt(len(a) - 1)
+    B = (b - mu2) / math.sqrt(len(b) - 1)
+    tr1, tr2 = float((A * A).sum()), float((B * B).sum())
+    if min(len(a), len(b)) <= a.shape[1]:
+        cross = float(np.linalg.svd(A @ B.T, compute_uv=False).sum())
+    else:
+        cross = float(np.linalg.svd(_psd_sqrt(A.T @ A) @ _psd_sqrt(B.T @ B), compute_uv=False).sum())
+    return float(((mu1 - mu2) ** 2).sum() + tr1 + tr2 - 2 * cross)
 
 
 def kernel_inception_distance(a: np.ndarray, b: np.ndarray, subsets: int = 100, subset_size: int = 1000,
