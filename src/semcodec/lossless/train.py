@@ -168,11 +168,12 @@ def train(args: argparse.Namespace) -> Path:
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
-            ema = float(loss) if ema is None else 0.98 * ema + 0.02 * float(loss)
+            lv = float(loss.detach())
+            ema = lv if ema is None else 0.98 * ema + 0.02 * lv
             bar.update(1)
             bar.set_postfix(bpsp=f"{ema:.3f}")
             if step % 10 == 0:
-                print(f"step {step} loss {float(loss):.4f} ema {ema:.4f} lr {lr_at(step):.2e}"
+                print(f"step {step} loss {lv:.4f} ema {ema:.4f} lr {lr_at(step):.2e}"
                       f" t {time.time() - t0:.0f}s", file=log)
             if step % args.val_every == 0 or step == args.steps:
                 v = evaluate(model, val)

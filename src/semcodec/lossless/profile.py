@@ -1,0 +1,95 @@
+"""The ``lossless`` profile (id 48): lossy base image + learned residual coding (Du et al.).
+
+::
+
+    x ──► base codec (HEIF 4:4:4, quality q) ──► IMAGE stream ──► x_l
+    x, x_l ──► ResidualLM + constriction ──► RESIDUAL stream        (x = x_l + r, exactly)
+
+``--quality`` picks the base quality (default: the model's ``default_quality``); options
+``base_codec`` (heif | jpeg) and ``weights`` (a folder with config.json + model.safetensors;
+default ``$SEMCODEC_LOSSLESS_WEIGHTS`` or the packaged ``weights/lossless``).
+The profile is lossless, so a bpp target below what it needs raises RateError.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..container import Stream, StreamKind
+from ..errors import FormatError, RateError
+from ..paths import PACKAGE_WEIGHTS
+from ..profiles.base import EncodeRequest, Profile
+from ..profiles.registry import register_profile
+from .base_codec import BASE_CODECS, decode_base, encode_base
+from .coder import decode_residual, encode_residual
+from .model import ResidualLM, load_model
+
+DEFAULT_WEIGHTS = PACKAGE_WEIGHTS / "lossless"
+
+
+def default_weights() -> Path:
+    """``$SEMCODEC_LOSSLESS_WEIGHTS`` if set, else the packaged weights."""
+    env = os.environ.get("SEMCODEC_LOSSLESS_WEIGHTS")
+    return Path(env) if env else DEFAULT_WEIGHTS
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_model(folder: str) -> ResidualLM:
+    return load_model(folder)
+
+
+@functools.lru_cache(maxsize=4)
+def _weights_hash(folder: str) -> str:
+    return hashlib.sha256((Path(folder) / "model.safetensors").read_bytes()).hexdigest()[:16]
+
+
+@register_profile
+class LosslessProfile(Profile):
+    name = "lossless"
+    profile_id = 48
+    description = "lossless: HEIF base + learned residual transformer/GMM coder (Du et al.)"
+
+    def __init__(self, weights: str | None = None, base_codec: str | None = None,
+                 base_quality: int | None = None) -> None:
+        self.weights = str(Path(weights) if weights else default_weights())
+        self.model = _cached_model(self.weights)
+        self.base_codec = base_codec or self.model.cfg.base_codec
+        if self.base_codec not in BASE_CODECS:
+            raise ValueError(f"unknown base codec {self.base_codec!r}; choose from {sorted(BASE_CODECS)}")
+        self.base_quality = base_quality
+
+    @classmethod
+    def availability(cls) -> str | None:
+        w = default_weights()
+        if not (w / "model.safetensors").is_file():
+            return (f"weights missing in {w}; train them with `semcodec train-lossless`"
+                    " or set SEMCODEC_LOSSLESS_WEIGHTS")
+        return None
+
+    def config(self) -> dict[str, Any]:
+        return {"profile": self.name, "weights": _weights_hash(self.weights), "model": self.model.cfg.to_json()}
+
+    def encode(self, request: EncodeRequest) -> list[Stream]:
+        q = int(request.quality) if request.quality is not None else (
+            self.base_quality if self.base_quality is not None else self.model.cfg.default_quality)
+        base, xl = encode_base(request.image, self.base_codec, q)
+        residual = encode_residual(self.model, request.image, xl, q)
+        streams = [Stream(StreamKind.IMAGE, base), Stream(StreamKind.RESIDUAL, residual)]
+        size = sum(s.framed_size() for s in streams)
+        if request.max_bytes is not None and size > request.max_bytes:
+            raise RateError(f"lossless coding needs {size} bytes, above the budget of {request.max_bytes}")
+        return streams
+
+    def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
+        base = [s for s in streams if s.kind == StreamKind.IMAGE]
+        res = [s for s in streams if s.kind == StreamKind.RESIDUAL]
+        if len(base) != 1 or len(res) != 1:
+            raise FormatError("lossless: expected one IMAGE and one RESIDUAL stream")
+        xl, _, quality = decode_base(base[0].payload, width, height)
+        return decode_residual(self.model, xl, quality, res[0].payload)

@@ -1,0 +1,77 @@
+"""Exact round trips of the lossless profile with a tiny random model (saved + loaded back)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lossless_tiny import load_tiny, small_image, tiny_model_dir
+from semcodec.container import StreamKind
+from semcodec.errors import RateError
+from semcodec.lossless.base_codec import encode_base
+from semcodec.lossless.coder import decode_residual, encode_residual
+from semcodec.lossless.mixture import gmm_bits, integer_pmf, quantise_params
+from semcodec.lossless.profile import LosslessProfile
+from semcodec.profiles.base import EncodeRequest
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return tiny_model_dir(tmp_path_factory.mktemp("lossless"))
+
+
+@pytest.mark.parametrize("shape,codec", [((13, 22), "heif"), ((24, 16), "jpeg"), ((9, 9), "heif")])
+def test_profile_round_trip_exact(model_dir, shape, codec):
+    x = small_image(*shape, seed=shape[0])
+    prof = LosslessProfile(weights=str(model_dir), base_codec=codec)
+    streams = prof.encode(EncodeRequest(image=x, quality=60))
+    assert [s.kind for s in streams] == [StreamKind.IMAGE, StreamKind.RESIDUAL]
+    y = LosslessProfile(weights=str(model_dir)).decode(streams, x.shape[1], x.shape[0])
+    assert y.dtype == np.uint8 and np.array_equal(y, x)
+
+
+def test_extreme_pixels_round_trip(model_dir):
+    """Saturated and noisy pixels (residuals far outside the pmf window) still decode exactly."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+    x[:4] = 0
+    x[-4:] = 255
+    model = load_tiny(model_dir)
+    xl = np.full_like(x, 128)
+    payload = encode_residual(model, x, xl, 70)
+    assert np.array_equal(decode_residual(model, xl, 70, payload), x)
+
+
+def test_rate_budget_respected(model_dir):
+    x = small_image(16, 16)
+    with pytest.raises(RateError):
+        LosslessProfile(weights=str(model_dir)).encode(EncodeRequest(image=x, quality=60, max_bytes=20))
+
+
+def test_coded_size_tracks_model_bits(model_dir):
+    """The ANS payload is within 10 % of the model's cross-entropy: the coder uses the model's mixture."""
+    model = load_tiny(model_dir)
+    x = small_image(32, 32, seed=5)
+    _, xl = encode_base(x, "heif", 50)
+    payload = encode_residual(model, x, xl, 50)
+    with torch.no_grad():
+        pad = ((4, 4), (4, 4), (0, 0))
+        t = lambda a: torch.from_numpy(np.pad(a, pad, mode="edge")).permute(2, 0, 1)[None]  # noqa: E731
+        bits = model(t(x), t(xl), torch.tensor([model.quality_index(50)]), margin=4)
+    bits = float(bits.clamp(max=22.0).sum())  # the integer pmf floors every value at ~2^-22
+    coded = 8 * (len(payload) - 5)
+    assert 0.9 * bits < coded < 1.1 * bits + 64, (coded, bits)
+
+
+def test_integer_pmf_matches_mixture():
+    torch.manual_seed(0)
+    logits, mu, ls = torch.randn(50, 5), 3 * torch.randn(50, 5), torch.rand(50, 5) * 2
+    xl = torch.randint(0, 256, (50,))
+    freq = integer_pmf(quantise_params(logits, mu, ls), xl)
+    assert freq.shape == (50, 256) and bool((freq >= 1).all()) and bool((freq == freq.floor()).all())
+    x = torch.randint(0, 256, (50,))
+    pm = freq / freq.sum(1, keepdim=True)
+    coded = -torch.log2(pm[torch.arange(50), x])
+    exact = gmm_bits(logits, mu, ls, x, xl)
+    assert torch.allclose(coded[exact < 12], exact[exact < 12], atol=0.05)
