@@ -35,10 +35,16 @@ _BY_NAME: dict[str, type[TextCoder]] = {}
 _BY_ID: dict[int, type[TextCoder]] = {}
 
 #: Modules whose import registers text coders.
-TEXT_CODER_MODULES: list[str] = ["semcodec.text.classic"]
+TEXT_CODER_MODULES: list[str] = [
+    "semcodec.text.classic",
+    "semcodec.text.general",
+    "semcodec.text.huffman",
+    "semcodec.text.lmcoders",
+    "semcodec.text.clip_index",
+]
 
 #: Preference order for "the best text coder available" (first available wins).
-PREFERRED_TEXT_CODERS: list[str] = ["zlib"]
+PREFERRED_TEXT_CODERS: list[str] = ["lm-ac", "zlib"]
 
 _loaded = False
 

@@ -14,11 +14,11 @@ class RawUtf8Coder(TextCoder):
     coder_id = 0
 
     def encode(self, text: str) -> bytes:
-        return text.encode("utf-8")
+        return text.encode("utf-8", "surrogatepass")
 
     def decode(self, data: bytes) -> str:
         try:
-            return data.decode("utf-8")
+            return data.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:
             raise FormatError("corrupted text stream: invalid UTF-8") from None
 
@@ -32,7 +32,7 @@ class ZlibCoder(TextCoder):
 
     def encode(self, text: str) -> bytes:
         c = zlib.compressobj(9, zlib.DEFLATED, -15)
-        return c.compress(text.encode("utf-8")) + c.flush()
+        return c.compress(text.encode("utf-8", "surrogatepass")) + c.flush()
 
     def decode(self, data: bytes) -> str:
         d = zlib.decompressobj(-15)
@@ -40,9 +40,9 @@ class ZlibCoder(TextCoder):
             raw = d.decompress(data, 1 << 20)
         except zlib.error as e:
             raise FormatError(f"corrupted text stream: {e}") from None
-        if d.unconsumed_tail or not d.eof:
+        if d.unconsumed_tail or d.unused_data or not d.eof:
             raise FormatError("corrupted text stream: deflate data incomplete or over 1 MiB")
         try:
-            return raw.decode("utf-8")
+            return raw.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:
             raise FormatError("corrupted text stream: invalid UTF-8") from None

@@ -29,7 +29,9 @@ from .rangecode import SymbolDecoder, encode_symbols
 
 PRIOR_PATH = PACKAGE_WEIGHTS / "caption_lm" / "clip_unigram.json"
 PRIOR_SCALE = 4.0  # weight of one training occurrence relative to the +1 floor
-ADAPT = 0.02  # weight of one in-message occurrence, as a fraction of the prior's total mass
+ADAPT = 0.02
+MAX_WORD = 48  # longest word sent as CLIP tokens
+MAX_CLIP_BYTES = 4096  # longer texts use the byte path (each token carries a 49k-entry table)  # weight of one in-message occurrence, as a fraction of the prior's total mass
 
 
 @lru_cache(maxsize=1)
@@ -163,7 +165,9 @@ class ClipIndexCoder(TextCoder):
         raw = text.encode("utf-8", "surrogatepass")
         if len(raw) > MAX_TEXT_BYTES:
             raise FormatError("text too long for the text channel (1 MiB cap)")
-        words = _split(text)
+        words = _split(text) if len(raw) <= MAX_CLIP_BYTES else None
+        if words is not None and any(len(w) > MAX_WORD for w, _, _ in words):
+            words = None  # CLIP's BPE is quadratic in word length: such words go the byte path
         ids = None if words is None else [self._word_ids(w) for w, _, _ in words]
         if ids is None or any(i is None for i in ids) or _join(words) != text:
             syms = [1] + list(raw) + [256]

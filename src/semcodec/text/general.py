@@ -78,8 +78,15 @@ class ZstdCoder(TextCoder):
     def decode(self, data: bytes) -> str:
         import zstandard as z
 
+        dz = z.ZstdDecompressor(format=z.FORMAT_ZSTD1_MAGICLESS)
         try:
-            out = z.ZstdDecompressor(format=z.FORMAT_ZSTD1_MAGICLESS).decompress(data, max_output_size=MAX_BYTES)
+            with dz.stream_reader(data, read_across_frames=False) as r:
+                out = r.read(MAX_BYTES + 1)  # capped: a corrupt frame can't balloon memory
+            if len(out) > MAX_BYTES:
+                raise FormatError("corrupted text stream: zstd data over 1 MiB")
+            o = dz.decompressobj()  # output is known to be small now
+            if o.decompress(data) != out or o.unused_data or not o.eof:
+                raise FormatError("corrupted text stream: zstd frame incomplete or followed by junk")
         except z.ZstdError as e:
             raise FormatError(f"corrupted text stream: {e}") from None
         return _utf8(out)

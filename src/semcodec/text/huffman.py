@@ -121,6 +121,9 @@ class HuffmanCoder(TextCoder):
             out = bytes(syms[dec.decode_symbol(tree)] for _ in range(n))
         except Exception as e:
             raise FormatError(f"corrupted text stream: Huffman decoding failed ({e})") from None
+        nbits = 0 if k == 1 else sum(lengths[b] for b in out)
+        if (nbits + 7) // 8 != len(body):
+            raise FormatError("corrupted text stream: Huffman data length mismatch")
         try:
             return out.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:

@@ -32,13 +32,24 @@ from ..errors import MissingComponentError
 
 @contextlib.contextmanager
 def fixed_threads(n: int = 1) -> Iterator[None]:
-    """Run torch maths on exactly ``n`` threads (restored afterwards): thread count changes reduction order."""
+    """Run torch and BLAS maths on exactly ``n`` threads (restored afterwards).
+
+    Thread count can change reduction order (and a contended multi-threaded BLAS is also ~5x slower
+    for the tiny matrix-vector products of one decoding step).
+    """
     import torch
 
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        yield
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - declared dependency
+        limits = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(n, user_api="blas")
+    try:
+        with limits:
+            yield
     finally:
         torch.set_num_threads(old)
 
@@ -69,7 +80,10 @@ class LoadedLM:
     fast: bool  # True when the GPT2Stepper can be used
 
     def stepper(self):
-        return GPT2Stepper(self.model) if self.fast else HFStepper(self.model)
+        """The (cached) stepper; callers reset() it before each text."""
+        if getattr(self, "_stepper", None) is None:
+            self._stepper = GPT2Stepper(self.model) if self.fast else HFStepper(self.model)
+        return self._stepper
 
     def encode_ids(self, text: str) -> list[int] | None:
         """Token ids that decode back to exactly ``text``, or None if this tokenizer can't."""
@@ -149,18 +163,21 @@ class HFStepper:
 
 
 class GPT2Stepper:
-    """GPT-2 forward for one new token with a preallocated KV cache (same maths as HF GPT2LMHeadModel)."""
+    """GPT-2 forward for one new token, in float32 numpy with a preallocated KV cache.
+
+    Same maths as HF ``GPT2LMHeadModel`` (pre-LN blocks, tanh-GELU, tied output embedding), but each
+    step is ~100 small numpy calls instead of a module tree: per-token cost is what bounds decoding.
+    Every output element is one dot product in a fixed order, so results don't depend on threads.
+    """
 
     def __init__(self, model) -> None:
-        import torch
-
-        sd = {k: v.detach().float() for k, v in model.state_dict().items()}
+        sd = {k: v.detach().float().numpy().copy() for k, v in model.state_dict().items()}
         cfg = model.config
         self.d, self.h, self.n_ctx = cfg.n_embd, cfg.n_head, cfg.n_positions
         self.hd = self.d // self.h
-        self.eps = cfg.layer_norm_epsilon
+        self.eps = np.float32(cfg.layer_norm_epsilon)
         self.wte, self.wpe = sd["transformer.wte.weight"], sd["transformer.wpe.weight"]
-        self.wte_t = self.wte.t().contiguous()
+        self.wte_t = np.ascontiguousarray(self.wte.T)
         self.layers = []
         for i in range(cfg.n_layer):
             p = f"transformer.h.{i}."
@@ -169,33 +186,39 @@ class GPT2Stepper:
                 "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
                 "mlp.c_proj.weight", "mlp.c_proj.bias")))
         self.lnf = (sd["transformer.ln_f.weight"], sd["transformer.ln_f.bias"])
-        self.k = torch.zeros(cfg.n_layer, self.h, self.n_ctx, self.hd)
-        self.v = torch.zeros_like(self.k)
+        self.k = np.zeros((cfg.n_layer, self.h, self.n_ctx, self.hd), dtype=np.float32)
+        self.v = np.zeros_like(self.k)
         self.pos = 0
-        self.scale = 1.0 / math.sqrt(self.hd)
+        self.scale = np.float32(1.0 / math.sqrt(self.hd))
+        self.c_gelu = np.float32(math.sqrt(2.0 / math.pi))
 
     def reset(self) -> None:
         self.pos = 0
 
-    def step(self, token: int) -> np.ndarray:
-        import torch
-        import torch.nn.functional as F
+    def _ln(self, x: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+        mu = x.mean()
+        xc = x - mu
+        return xc / np.sqrt((xc * xc).mean() + self.eps) * g + b
 
+    def step(self, token: int) -> np.ndarray:
         t = self.pos
-        with torch.inference_mode():
-            x = (self.wte[token] + self.wpe[t])[None]
-            for i, (g1, b1, wa, ba, wp, bp, g2, b2, wf, bf, wo, bo) in enumerate(self.layers):
-                qkv = torch.addmm(ba, F.layer_norm(x, (self.d,), g1, b1, self.eps), wa).view(3, self.h, self.hd)
-                self.k[i, :, t] = qkv[1]
-                self.v[i, :, t] = qkv[2]
-                att = torch.softmax((self.k[i, :, : t + 1] @ qkv[0, :, :, None]).squeeze(-1) * self.scale, -1)
-                o = (att[:, None, :] @ self.v[i, :, : t + 1]).reshape(1, self.d)
-                x = x + torch.addmm(bp, o, wp)
-                hid = F.gelu(torch.addmm(bf, F.layer_norm(x, (self.d,), g2, b2, self.eps), wf), approximate="tanh")
-                x = x + torch.addmm(bo, hid, wo)
-            logits = F.layer_norm(x, (self.d,), *self.lnf, self.eps) @ self.wte_t
+        if t >= self.n_ctx:
+            raise ValueError("GPT-2 context is full; reset() first")
+        x = self.wte[token] + self.wpe[t]
+        for i, (g1, b1, wa, ba, wp, bp, g2, b2, wf, bf, wo, bo) in enumerate(self.layers):
+            qkv = (self._ln(x, g1, b1) @ wa + ba).reshape(3, self.h, self.hd)
+            self.k[i, :, t] = qkv[1]
+            self.v[i, :, t] = qkv[2]
+            sc = np.matmul(self.k[i, :, : t + 1], qkv[0][:, :, None])[:, :, 0] * self.scale
+            e = np.exp(sc - sc.max(axis=1, keepdims=True))
+            att = e / e.sum(axis=1, keepdims=True)
+            o = np.matmul(att[:, None, :], self.v[i, :, : t + 1]).reshape(self.d)
+            x = x + (o @ wp + bp)
+            u = self._ln(x, g2, b2) @ wf + bf
+            hid = np.float32(0.5) * u * (np.float32(1.0) + np.tanh(self.c_gelu * (u + np.float32(0.044715) * u * u * u)))
+            x = x + (hid @ wo + bo)
         self.pos = t + 1
-        return logits[0].numpy()
+        return self._ln(x, *self.lnf) @ self.wte_t
 
 
 #: logits are rounded to this grid before the softmax: absorbs last-ulp differences between machines
@@ -206,7 +229,6 @@ FREQ_TOTAL = 1 << 24
 
 def quantised_freqs(logits: np.ndarray) -> np.ndarray:
     """Logits -> exact integer frequencies (every symbol >= 1), deterministic given the logits."""
-    lq = np.round(logits.astype(np.float64) * LOGIT_GRID) / LOGIT_GRID
-    p = np.exp(lq - lq.max())
-    p /= p.sum()
-    return np.floor(p * (FREQ_TOTAL - len(p))).astype(np.int64) + 1
+    lq = np.round(logits.astype(np.float64) * LOGIT_GRID)
+    p = np.exp((lq - lq.max()) * (1.0 / LOGIT_GRID))
+    return (p * ((FREQ_TOTAL - len(p)) / p.sum())).astype(np.int64) + 1

@@ -224,7 +224,7 @@ class LMRankZipCoder(_LMCoderBase):
             raw = d.decompress(data, MAX_TEXT_BYTES * 4)
         except zlib.error as e:
             raise FormatError(f"corrupted text stream: {e}") from None
-        if not d.eof or d.unconsumed_tail or not raw:
+        if not d.eof or d.unconsumed_tail or d.unused_data or not raw:
             raise FormatError("corrupted text stream: deflate data incomplete or too large")
         if raw[0] == 1:
             try:

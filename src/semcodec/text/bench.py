@@ -1,0 +1,106 @@
+"""``semcodec text-bench``: every text coder on a caption set, as in Murai et al. Table I.
+
+For each coder: every text is encoded and decoded (round trip checked exactly), and we report total
+bits (TEXT payload incl. the 1-byte coder id = what the container stores, before stream framing),
+bits per character, saving vs raw UTF-8 (payload bits vs 8 x UTF-8 bytes), and mean encode / decode ms
+per text. The Witten-Bell 6-gram row is an ideal code length (no coder), trained on the same training
+captions as the caption LM.
+
+Sets: ``coco-val`` (all 25,014 COCO val2017 captions), ``long`` (101 detailed GPT-4V descriptions,
+~250 words), ``long60`` (the same, cut to their first 60 words: LMM-style 40-60-word captions), or a
+text file with one caption per line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from ..paths import shared_data_dir
+from .base import TEXT_CODER_MODULES, get_text_coder, text_coder_classes
+
+
+def load_set(name: str) -> list[str]:
+    data = shared_data_dir()
+    if name in ("coco-val", "long", "long60"):
+        if data is None:
+            raise SystemExit("shared data not found: set SEMCODEC_DATA")
+        caps = data / "captions"
+        if name == "coco-val":
+            anns = json.loads((caps / "coco_captions_val2017.json").read_text())["annotations"]
+            return [a["caption"] for a in anns]
+        d = json.loads((caps / "long_descriptions_dev.json").read_text())
+        texts = [v[0] for _, v in sorted(d.items())]
+        return texts if name == "long" else [" ".join(t.split()[:60]) for t in texts]
+    return [ln for ln in Path(name).read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+def bench_coder(name: str, texts: list[str]) -> dict:
+    coder = get_text_coder(name)
+    coder.decode(coder.encode("warm up the model and caches."))
+    bits = 0
+    t_enc = t_dec = 0.0
+    bad = 0
+    for t in texts:
+        a = time.perf_counter()
+        p = coder.encode(t)
+        b = time.perf_counter()
+        back = coder.decode(p)
+        c = time.perf_counter()
+        t_enc += b - a
+        t_dec += c - b
+        bits += 8 * (len(p) + 1)
+        bad += back != t
+    return {"coder": name, "bits": bits, "enc_ms": 1000 * t_enc / len(texts), "dec_ms": 1000 * t_dec / len(texts),
+            "roundtrip_failures": bad}
+
+
+def ngram_row(texts: list[str], order: int = 6) -> dict:
+    from .corpus import load_training_captions
+    from .ngram import WittenBellNgram
+
+    data = shared_data_dir()
+    train = [c for caps in load_training_captions(data).values() for c in caps]
+    m = WittenBellNgram(order).fit(train)
+    a = time.perf_counter()
+    bits = sum(m.bits(t) for t in texts)
+    return {"coder": f"char {order}-gram WB (ideal)", "bits": round(bits), "enc_ms": 1000 * (time.perf_counter() - a)
+            / len(texts), "dec_ms": float("nan"), "roundtrip_failures": 0}
+
+
+def run(args: argparse.Namespace) -> int:
+    texts = load_set(args.set)
+    if args.limit:
+        texts = texts[: args.limit]
+    raw_bits = 8 * sum(len(t.encode("utf-8")) for t in texts)
+    chars = sum(len(t) for t in texts)
+    names = args.coders.split(",") if args.coders else [
+        n for n, c in sorted(text_coder_classes().items(), key=lambda kv: kv[1].coder_id) if c.availability() is None]
+    rows = []
+    for n in names:
+        rows.append(bench_coder(n, texts))
+        print(f"  done {n}", flush=True)
+    if not args.no_ngram:
+        rows.append(ngram_row(texts))
+    print(f"\nset {args.set}: {len(texts)} texts, {chars} chars, {raw_bits} raw UTF-8 bits "
+          f"(coder modules: {', '.join(TEXT_CODER_MODULES)})")
+    hdr = f"| {'coder':28s} | {'total bits':>10s} | {'bits/char':>9s} | {'saving vs raw':>13s} | {'enc ms':>7s} | {'dec ms':>7s} | round trip |"
+    print(hdr)
+    print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
+    for r in rows:
+        print(f"| {r['coder']:28s} | {r['bits']:10d} | {r['bits'] / chars:9.3f} | {100 * (1 - r['bits'] / raw_bits):12.1f}% "
+              f"| {r['enc_ms']:7.2f} | {r['dec_ms']:7.2f} | {'ok' if not r['roundtrip_failures'] else str(r['roundtrip_failures']) + ' FAIL'} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"set": args.set, "n": len(texts), "chars": chars,
+                                               "raw_bits": raw_bits, "rows": rows}, indent=1))
+    return 1 if any(r["roundtrip_failures"] for r in rows) else 0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", default="coco-val", help="coco-val | long | long60 | FILE (one caption per line)")
+    p.add_argument("--coders", default=None, help="comma list (default: every available coder)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N texts")
+    p.add_argument("--no-ngram", action="store_true", help="skip the Witten-Bell 6-gram baseline row")
+    p.add_argument("--json", default=None, help="also write the rows as JSON here")
