@@ -197,3 +197,12 @@ def test_eval_rejects_unknown_profile_and_metric(data_dir: Path, tmp_path: Path)
     with pytest.raises(SemcodecError, match="unknown metric"):
         run_eval(_cfg(data_dir, tmp_path / "y", metrics=["psnr", "no-such-metric"]))
     assert not math.isnan(0.0)
+
+
+def test_load_captions_formats(tmp_path: Path):
+    from semcodec.eval.runner import load_captions
+
+    (tmp_path / "c.json").write_text(json.dumps({"a.png": "a cat", "b.png": ["a dog", "another"]}))
+    assert load_captions(tmp_path / "c.json") == {"a.png": "a cat", "b.png": "a dog"}
+    (tmp_path / "c.txt").write_text("a.png#0\tfirst\na.png#1\tsecond\nb.png\tthird\n")
+    assert load_captions(tmp_path / "c.txt") == {"a.png": "first", "b.png": "third"}

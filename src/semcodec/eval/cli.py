@@ -42,7 +42,7 @@ def _command_line(args: argparse.Namespace) -> str:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from ..cli import parse_options
-    from .runner import DEFAULT_METRICS, EvalConfig, run_eval
+    from .runner import DEFAULT_METRICS, EvalConfig, load_captions, run_eval
 
     cfg = EvalConfig(
         data=Path(args.data), profiles=_names(args.profile), out=Path(args.out), bpps=_floats(args.bpp),
@@ -52,6 +52,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed, crop_images=args.crop_images, crop_size=args.crop_size,
         bd_method=args.bd_method, progress=not args.quiet,
         command=_command_line(args), plugins=args.plugin or [], ray=args.ray,
+        captions=load_captions(args.captions) if args.captions else {},
     )
     summary = run_eval(cfg)
     if not args.quiet:
@@ -125,6 +126,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--set", action="append", metavar="KEY=VALUE", help="profile option (repeatable)")
     e.add_argument("--plugin", action="append", metavar="MODULE",
                    help="import MODULE first in every worker (out-of-tree profiles/metrics; repeatable)")
+    e.add_argument("--captions", help="captions for clip-score: JSON {image: caption} or name<TAB>caption lines")
     e.add_argument("--retry-failed", action="store_true", help="rerun units recorded with an error")
     e.add_argument("--no-save-decoded", action="store_true", help="do not keep decoded PNGs (no crops, no FID/KID)")
     e.add_argument("--crop-images", type=int, default=2, help="images shown as side-by-side crops (default 2)")

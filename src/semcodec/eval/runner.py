@@ -52,7 +52,22 @@ class EvalConfig:
     progress: bool = True
     command: str | None = None
     plugins: list[str] = field(default_factory=list)
+    captions: dict[str, str] = field(default_factory=dict)  # image file name -> caption (for clip-score)
     ray: str | None = None  # None: local; "auto" or an address: Ray actors (semcodec.scale)
+
+
+def load_captions(path: str | os.PathLike) -> dict[str, str]:
+    """Captions for text metrics: a JSON object {image file name: caption} or ``name<TAB>caption`` lines."""
+    text = Path(path).read_text(encoding="utf-8")
+    if text.lstrip().startswith("{"):
+        data = json.loads(text)
+        return {str(k): v[0] if isinstance(v, list) else str(v) for k, v in data.items()}
+    out = {}
+    for line in text.splitlines():
+        if "\t" in line:
+            name, cap = line.split("\t", 1)
+            out.setdefault(name.split("#")[0].strip(), cap.strip())
+    return out
 
 
 def list_images(data: Path, limit: int | None = None) -> list[Path]:
@@ -117,9 +132,10 @@ def run_units(cfg: EvalConfig, table: ResultsTable, units: list[tuple[Path, str,
     """Run units (in-process for one worker, else a forkserver process pool) and append each row as it lands."""
     from tqdm import tqdm
 
-    def options(q: float | None) -> dict[str, Any]:
+    def options(q: float | None, image: str) -> dict[str, Any]:
+        context = {"caption": cfg.captions[image]} if image in cfg.captions else {}
         return {"quality": q, "metrics": per_image, "profile_options": cfg.profile_options,
-                "return_decoded": cfg.save_decoded, "plugins": cfg.plugins}
+                "return_decoded": cfg.save_decoded, "plugins": cfg.plugins, "context": context}
 
     def store(row: dict[str, Any]) -> None:
         png = row.pop(DECODED_KEY, None)
@@ -136,7 +152,7 @@ def run_units(cfg: EvalConfig, table: ResultsTable, units: list[tuple[Path, str,
         # dead worker resubmitted; rows are stored by this (single-writer) driver as they land.
         from ..scale.ray_executor import RayExecutor
 
-        jobs = [(path, profile, bpp, options(q)) for path, profile, bpp, q in units]
+        jobs = [(path, profile, bpp, options(q, path.name)) for path, profile, bpp, q in units]
         with RayExecutor(cfg.ray, workers=cfg.workers if cfg.workers > 1 else None, threads=cfg.threads) as ex:
             for outcome in ex.map_unordered(evaluate_unit, jobs):
                 row = outcome.result
@@ -153,7 +169,7 @@ def run_units(cfg: EvalConfig, table: ResultsTable, units: list[tuple[Path, str,
         _init_worker(cfg.threads)
         for path, profile, bpp, q in units:
             bar.set_postfix_str(f"{path.name} {profile} {rate_label(bpp, q)}", refresh=False)
-            store(evaluate_unit(path, profile, bpp, options(q)))
+            store(evaluate_unit(path, profile, bpp, options(q, path.name)))
             bar.update()
         bar.close()
         return
@@ -164,7 +180,7 @@ def run_units(cfg: EvalConfig, table: ResultsTable, units: list[tuple[Path, str,
     ctx.set_forkserver_preload(["semcodec.eval._preload", *cfg.plugins])
     with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx,
                              initializer=_init_worker, initargs=(cfg.threads,)) as pool:
-        futures = {pool.submit(evaluate_unit, path, profile, bpp, options(q)): (path, profile, bpp, q)
+        futures = {pool.submit(evaluate_unit, path, profile, bpp, options(q, path.name)): (path, profile, bpp, q)
                    for path, profile, bpp, q in units}
         try:
             for fut in as_completed(futures):
