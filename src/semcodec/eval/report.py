@@ -31,7 +31,7 @@ def rd_tables(summary: dict[str, Any]) -> str:
     lines = []
     for m in summary["metrics"]:
         arrow = "↑" if summary["higher_is_better"].get(m, True) else "↓"
-        lines += [f"**{m}** {arrow} (mean over images; cell = metric @ mean real bpp, n = images coded)", "",
+        lines += [f"**{m}** {arrow} (mean over images; cell = metric @ mean real bpp; n = images coded, shown when some failed)", "",
                   "| profile | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
         for profile, pts in summary["points"].items():
             cells = []
