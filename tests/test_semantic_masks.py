@@ -118,6 +118,8 @@ def test_corrupted_payloads_raise_format_error():
         decode_masks(good, expected_size=(61, 90))  # wrong size for the image
     with pytest.raises(FormatError):  # 2^20 x 2^20 mask
         decode_masks(bytes([0]) + b"\x80\x80\x40" * 2 + b"\x01\x00")
+    with pytest.raises(FormatError):  # 64 masks of 2^13 x 2^13: fine one by one, too much together
+        decode_masks(bytes([0]) + b"\x80\x40" * 2 + b"\x40" + b"\x00" * 64)
     with pytest.raises(FormatError):  # bounding box outside the mask
         decode_masks(bytes([0, 10, 10, 1, 5, 8, 0, 3]) + b"\x12\x34")
     with pytest.raises(FormatError):  # too many coded pixels for the cap

@@ -45,6 +45,7 @@ _METHOD_NAMES = {v: k for k, v in METHODS.items()}
 MAX_MASKS = 64
 MAX_MASK_PIXELS = 1 << 26  # full-resolution H*W
 MAX_CODED_PIXELS = 1 << 24  # total bounding-box pixels decoded per payload
+MAX_OUTPUT_PIXELS = 1 << 28  # count * H * W of the decoded masks (256 MB of bools)
 
 #: Estimator settings per method (part of the format: changing them changes the bitstream).
 ESTIMATORS = {
@@ -193,6 +194,8 @@ def decode_masks(payload: bytes, expected_size: tuple[int, int] | None = None,
         raise FormatError(f"mask stream is {width}x{height}, image is {expected_size[1]}x{expected_size[0]}")
     if not 0 < count <= MAX_MASKS:
         raise FormatError(f"corrupted mask stream: {count} masks (allowed 1..{MAX_MASKS})")
+    if count * height * width > MAX_OUTPUT_PIXELS:
+        raise FormatError(f"mask stream would decode {count} masks of {width}x{height}, above the size cap")
     hl, wl = -(-height // factor), -(-width // factor)
     boxes = []
     total = 0
