@@ -212,3 +212,26 @@ def test_config_from_env(monkeypatch):
     cfg = SemanticConfig.from_env(sam="/other", vlm=None)
     assert cfg.chat_url == "http://h/v1" and cfg.sam == "/other" and cfg.vlm is None
     assert itc_style().max_words == 50
+
+
+def test_analyze_resulic_sends_only_the_residual(chat_server, natural_image):
+    from semcodec.semantic.analysis import analyze_image
+    from semcodec.text.base import encode_text_stream
+
+    decoded = natural_image // 2
+
+    def reply(body):
+        content = body["messages"][0]["content"]
+        if len(content) == 2:
+            img = np.asarray(Image.open(io.BytesIO(base64.b64decode(content[1]["image_url"]["url"].split(",")[1]))))
+            return "a bright striped sign by a road" if img.mean() > decoded.mean() + 5 else "a dark road"
+        return "a bright striped sign"
+
+    srv = chat_server(reply)
+    cfg = SemanticConfig(chat_url=srv.url, chat_model="m")
+    rep = analyze_image(natural_image, "resulic", cfg, decoded=decoded)
+    assert rep.texts == {"residual": "a bright striped sign"}
+    assert rep.text_payload_bytes["residual"] == len(encode_text_stream("a bright striped sign"))
+    assert rep.total_bytes == rep.text_payload_bytes["residual"] + 1 + 1 + 4  # kind, length, CRC framing
+    itc = analyze_image(natural_image, "itc", cfg)
+    assert itc.texts == {"caption": "a bright striped sign by a road"}
