@@ -76,6 +76,33 @@ def build_llava(path: str) -> None:
     proc.save_pretrained(path)
 
 
+def build_llava_next(path: str) -> None:
+    from transformers import (
+        CLIPVisionConfig,
+        LlavaNextConfig,
+        LlavaNextForConditionalGeneration,
+        LlavaNextImageProcessor,
+        LlavaNextProcessor,
+    )
+
+    grid = [[32, 32], [32, 64], [64, 32]]
+    proc = LlavaNextProcessor(image_processor=LlavaNextImageProcessor(size={"shortest_edge": 32},
+                                                                      crop_size={"height": 32, "width": 32},
+                                                                      image_grid_pinpoints=grid),
+                              tokenizer=_word_tokenizer(), patch_size=8, vision_feature_select_strategy="default",
+                              chat_template=CHAT_TEMPLATE, num_additional_image_tokens=1)
+    cfg = LlavaNextConfig(vision_config=CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                                         num_attention_heads=2, image_size=32, patch_size=8),
+                          text_config=_llama_config(), image_token_index=4, image_grid_pinpoints=grid,
+                          vision_feature_layer=-1, vision_feature_select_strategy="default")
+    torch.manual_seed(5)
+    model = LlavaNextForConditionalGeneration(cfg)
+    model.generation_config.pad_token_id = 1
+    model.generation_config.suppress_tokens = [0, 1, 2, 3, 4]
+    model.save_pretrained(path)
+    proc.save_pretrained(path)
+
+
 def build_blip2(path: str) -> None:
     from transformers import (
         Blip2Config,
@@ -180,8 +207,9 @@ def build_sam(path: str) -> None:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("tiny_semantic")
-    paths = {k: str(root / k) for k in ("vlm", "blip2", "llm", "gdino", "sam")}
+    paths = {k: str(root / k) for k in ("vlm", "llava_next", "blip2", "llm", "gdino", "sam")}
     build_llava(paths["vlm"])
+    build_llava_next(paths["llava_next"])
     build_blip2(paths["blip2"])
     build_llama(paths["llm"])
     build_grounding_dino(paths["gdino"])
@@ -213,10 +241,14 @@ def test_hf_vlm_captioner_greedy_and_limited(tiny, image):
     assert isinstance(via_env, ChatCaptioner) and via_env.chat.model.config.model_type == "llava"
 
 
-def test_blip2_captioner(tiny, image):
-    vlm = SemanticConfig(vlm=tiny["blip2"], max_new_tokens=10).vision_chat()
-    assert type(vlm.model).__name__ == "Blip2ForConditionalGeneration"
-    assert vlm.build_prompt("describe this image", 1) == "Question: describe this image Answer:"
+@pytest.mark.parametrize("kind,cls,prompt", [
+    ("blip2", "Blip2ForConditionalGeneration", "Question: describe this image Answer:"),
+    ("llava_next", "LlavaNextForConditionalGeneration", "USER: <image>\ndescribe this image ASSISTANT:"),
+])
+def test_other_vlm_classes_caption(tiny, image, kind, cls, prompt):
+    vlm = SemanticConfig(vlm=tiny[kind], max_new_tokens=10).vision_chat()
+    assert type(vlm.model).__name__ == cls  # picked by AutoModelForImageTextToText from the checkpoint
+    assert vlm.build_prompt("describe this image", 1) == prompt
     cap = ChatCaptioner(vlm, itc_style())
     a = cap.caption(image)
     assert a and a == cap.caption(image) and len(a.split()) <= 10
