@@ -1,1 +1,27 @@
-"""lossless"""
+"""Learned lossless coding with a lossy "visual prompt" (after Du et al., LLM-driven lossless image
+compression with visual prompts), sized for a CPU.
+
+::
+
+    x ──► base codec (HEIF 4:4:4 q) ──► IMAGE stream ──► x_l ─┐
+                                                             ▼
+    r = x − x_l ──► ResidualLM (convs over x_l + pixel/residual embeddings ──► causal HF transformer
+                    over each 8×8 patch ──► channel-conditional K=5 Gaussian mixtures)
+                ──► integer pmfs ──► constriction ANS ──► RESIDUAL stream
+
+Modules: ``base_codec`` (pluggable lossy bases), ``model`` (ResidualLM, config, weights I/O),
+``mixture`` (discretised GMM: training bits and exact integer pmfs), ``coder`` (patch-parallel
+KV-cached coding), ``profile`` (profile ``lossless``, id 48), ``train`` (``semcodec train-lossless``),
+``bench`` (``semcodec lossless-bench``).
+
+Where this differs from the paper and why (a 2-core CPU instead of an A100 and a 7B LLM):
+- a small GPT-2 (2 layers, width 64) trained from scratch on BSDS500 instead of a LoRA-tuned LLM;
+  a pretrained LLM + LoRA (peft) still plugs in through ``LosslessConfig.backbone_pretrained``/``lora``;
+- 8×8 patches (64 sequential steps per image) instead of 16×16, one token per pixel with R, G, B
+  predicted channel-conditionally by the head (3× fewer transformer steps than a token per subpixel);
+- the lossy patch is added to the tokens position-wise instead of being a prefix prompt, and the
+  four causal neighbours' residuals are embedded into every token;
+- HEIF/HEVC via pillow-heif stands in for BPG (both HEVC intra);
+- the pmf is computed exactly on a 64-value window around the mixture mean, the rest of the mass
+  is spread evenly (speed; exactness is unaffected).
+"""

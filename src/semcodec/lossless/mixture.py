@@ -67,7 +67,6 @@ def integer_pmf(q: torch.Tensor, xl: torch.Tensor) -> torch.Tensor:
     This only costs bits when a residual lands far outside the window; it never affects exactness.
     """
     qd = q.float() / GRID
-    n = qd.shape[0]
     w = torch.softmax(qd[:, 0], -1)  # (N, K)
     half = WINDOW // 2
     centre = torch.round(xl.float() + (w * qd[:, 1]).sum(-1)).clamp(half, 256 - half)  # (N,)

@@ -109,7 +109,7 @@ def train(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = open(out / "train.log", "a", buffering=1)
+    log = open(out / "train.log", "a", buffering=1)  # noqa: SIM115 - line-buffered, lives for the run
     ckpt_path = out / "ckpt.pt"
     cfg = LosslessConfig()
     if args.config:
