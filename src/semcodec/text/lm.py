@@ -149,9 +149,11 @@ class HFStepper:
     def __init__(self, model) -> None:
         self.model = model
         self.cache = None
+        self.pos = 0
 
     def reset(self) -> None:
         self.cache = None
+        self.pos = 0
 
     def step(self, token: int) -> np.ndarray:
         import torch
@@ -159,6 +161,7 @@ class HFStepper:
         with torch.inference_mode():
             out = self.model(input_ids=torch.tensor([[token]]), past_key_values=self.cache, use_cache=True)
         self.cache = out.past_key_values
+        self.pos += 1
         return out.logits[0, -1].float().numpy()
 
 

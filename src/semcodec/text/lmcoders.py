@@ -37,7 +37,7 @@ BYTE_FREQS = np.ones(257, dtype=np.int64)  # 256 byte values + end
 MAX_TEXT_BYTES = 1 << 20
 
 #: sha256 of the shipped caption LM's weights (lm.weights_hash); decoding refuses any other weights
-CAPTION_LM_SHA256 = "UNSET"
+CAPTION_LM_SHA256 = "71bfdcc5984dd6d2a5fbea56581cf058a1cfb204f31ed10ad70ecb858e105713"
 CAPTION_LM_DIR = PACKAGE_WEIGHTS / "caption_lm"
 
 
