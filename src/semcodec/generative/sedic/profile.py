@@ -99,7 +99,8 @@ class SedicProfile(Profile):
             "components": self.components.identities,
             "base": self.base.config(),
             "orag": "v1",
-            "masks": mask_stream.METHOD,
+            # hash of the mask prior: a file coded with another prior fails clearly instead of decoding wrong
+            "masks": {"method": mask_stream.METHOD, "prior": _mask_prior_hash()},
         }
 
     # ------------------------------------------------------------------ encode
@@ -156,3 +157,9 @@ class SedicProfile(Profile):
         objects = [(f"{n}, {d}" if d else n, n, m) for (n, d), m in zip(names, masks, strict=True)]
         with fixed_threads():
             return orag_decode(self.components, reference, overall, objects, settings)
+
+
+def _mask_prior_hash() -> str:
+    from ...semantic.masks.prior import prior_hash
+
+    return prior_hash()
