@@ -12,7 +12,13 @@ import torch
 
 from semcodec.errors import FormatError, MissingComponentError
 from semcodec.text.lm import GPT2Stepper, HFStepper, load_causal_lm
-from semcodec.text.lmcoders import CAPTION_LM_DIR, HFArithmeticCoder, LMArithmeticCoder, LMRankZipCoder
+from semcodec.text.lmcoders import (
+    CAPTION_LM_DIR,
+    HFArithmeticCoder,
+    LMArithmeticCoder,
+    LMCacheArithmeticCoder,
+    LMRankZipCoder,
+)
 from semcodec.text.train_lm import train_tokenizer
 
 CAPTIONS = [
@@ -62,7 +68,7 @@ def test_gpt2_stepper_matches_hf_forward(tiny_lm):
         assert np.abs(a - full[i]).max() < 1e-4 and np.abs(b - full[i]).max() < 1e-4
 
 
-@pytest.mark.parametrize("cls", [LMArithmeticCoder, LMRankZipCoder])
+@pytest.mark.parametrize("cls", [LMArithmeticCoder, LMCacheArithmeticCoder, LMRankZipCoder])
 def test_lm_coders_round_trip(tiny_lm, cls):
     coder = cls(tiny_lm)
     for text in CAPTIONS + ODD:  # "long caption" x30 also crosses the 64-token context reset

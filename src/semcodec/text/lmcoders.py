@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import FormatError, MissingComponentError
 from ..paths import PACKAGE_WEIGHTS
 from .base import TextCoder, register_text_coder
-from .lm import LoadedLM, fixed_threads, load_causal_lm, quantised_freqs
+from .lm import LoadedLM, fixed_threads, load_causal_lm, quantised_freqs, quantised_freqs_cached
 from .rangecode import SymbolDecoder, encode_symbols
 
 MODE_FREQS = np.array([(1 << 16) - 1, 1], dtype=np.int64)  # tokens vs byte fallback
@@ -50,6 +50,9 @@ class _LMCoderBase(TextCoder):
     """Shared model handling: lazy loading, identity check, the deterministic token walk."""
 
     check_bits: ClassVar[int] = 4
+    #: unigram-cache mixture (0 = plain LM); tuned on held-out *training* paragraphs
+    cache_lambda: ClassVar[float] = 0.0
+    cache_k: ClassVar[float] = 50.0
     #: pinned sha256 of the weights, or None for user-supplied models (identity then rides in the CRC)
     expected_sha256: ClassVar[str | None] = None
 
@@ -92,11 +95,15 @@ class _LMCoderBase(TextCoder):
         lm = self.lm
         st = lm.stepper()
         st.reset()
+        counts = np.zeros(lm.vocab, dtype=np.float64) if self.cache_lambda else None
         with fixed_threads(1):
             logits = st.step(lm.bos_id)
             i = 0
             while True:
-                freqs = quantised_freqs(logits)
+                if counts is None:
+                    freqs = quantised_freqs(logits)
+                else:
+                    freqs = quantised_freqs_cached(logits, counts, i, self.cache_lambda, self.cache_k)
                 if decoder is not None:
                     tok = decoder(freqs)
                     if i >= limit and tok != lm.eos_id:
@@ -106,6 +113,8 @@ class _LMCoderBase(TextCoder):
                 yield freqs, tok
                 if tok == lm.eos_id:
                     return
+                if counts is not None:
+                    counts[tok] += 1.0
                 i += 1
                 if st.pos >= lm.max_context - 1:  # context full: restart from BOS (both sides alike)
                     st.reset()
@@ -184,6 +193,16 @@ class LMArithmeticCoder(_LMCoderBase):
         if encode_symbols(syms, rows) != data:
             raise FormatError("corrupted text stream: payload is not the canonical encoding of its text")
         return text
+
+
+@register_text_coder
+class LMCacheArithmeticCoder(LMArithmeticCoder):
+    """``lm-ac`` with a unigram cache mixed into the LM (helps long descriptions that repeat words)."""
+
+    name = "lm-ac-cache"
+    coder_id = 14
+    cache_lambda = 0.1
+    cache_k = 50.0
 
 
 @register_text_coder
