@@ -76,6 +76,8 @@ def ngram_row(texts: list[str], order: int = 6) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     texts = load_set(args.set)
+    if args.every > 1:
+        texts = texts[:: args.every]  # evenly spaced subset, e.g. every 10th COCO caption
     if args.limit:
         texts = texts[: args.limit]
     raw_bits = 8 * sum(len(t.encode("utf-8")) for t in texts)
@@ -88,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  done {n}", flush=True)
     if not args.no_ngram:
         rows.append(ngram_row(texts))
-    print(f"\nset {args.set}: {len(texts)} texts, {chars} chars, {raw_bits} raw UTF-8 bits "
+    sub = f" (every {args.every}th)" if args.every > 1 else ""
+    print(f"\nset {args.set}{sub}: {len(texts)} texts, {chars} chars, {raw_bits} raw UTF-8 bits "
           f"(coder modules: {', '.join(TEXT_CODER_MODULES)})")
     hdr = (f"| {'coder':28s} | {'total bits':>10s} | {'bits/char':>9s} | {'saving vs raw':>13s} | "
            f"{'enc ms wall/cpu':>15s} | {'dec ms wall/cpu':>15s} | round trip |")
@@ -110,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", default="coco-val", help="coco-val | long | long60 | FILE (one caption per line)")
     p.add_argument("--coders", default=None, help="comma list (default: every available coder)")
+    p.add_argument("--every", type=int, default=1, help="only every K-th text (evenly spaced subset)")
     p.add_argument("--limit", type=int, default=None, help="only the first N texts")
     p.add_argument("--no-ngram", action="store_true", help="skip the Witten-Bell 6-gram baseline row")
     p.add_argument("--json", default=None, help="also write the rows as JSON here")
