@@ -31,7 +31,7 @@ ODD = [
 MODEL_FREE = ["raw", "zlib", "brotli", "zstd", "huffman", "clip-index"]
 
 
-def _coco_sample(shared_data, n=150):
+def _coco_sample(shared_data, n=80):
     anns = json.loads((shared_data / "captions" / "coco_captions_val2017.json").read_text())["annotations"]
     return [a["caption"] for a in anns[::len(anns) // n][:n]]
 
