@@ -145,8 +145,17 @@ class LicSmall(CompressionModel):
         x_hat = self.g_s(y_hat * ig)
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
 
+    @property
+    def coding_scales(self) -> tuple[int, ...]:
+        """Trained scales plus one coarser fallback (2× the largest) for the very lowest rates."""
+        return (*self.scales, 2 * max(self.scales))
+
     def upsample(self, x_hat: Tensor, scale: int) -> Tensor:
-        return self.up[str(scale)](x_hat)
+        if str(scale) in self.up:
+            return self.up[str(scale)](x_hat)
+        # untrained fallback scale: learned ×f for the largest trained f dividing it, then bicubic
+        f = max(s for s in self.scales if scale % s == 0)
+        return F.interpolate(self.up[str(f)](x_hat), scale_factor=scale // f, mode="bicubic", align_corners=False)
 
     def update(self, scale_table_: Tensor | None = None, force: bool = False, update_quantiles: bool = False) -> bool:
         return super().update(scale_table=scale_table() if scale_table_ is None else scale_table_, force=force,

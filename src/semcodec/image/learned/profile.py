@@ -39,8 +39,8 @@ class LicProfile(Profile):
         self.coder = LicCoder(self.model)
         self.force_scale = scale
         self.force_rate = rate
-        if scale is not None and scale not in self.model.scales:
-            raise ValueError(f"scale must be one of {self.model.scales}")
+        if scale is not None and scale not in self.model.coding_scales:
+            raise ValueError(f"scale must be one of {self.model.coding_scales}")
 
     @classmethod
     def availability(cls) -> str | None:
@@ -51,7 +51,7 @@ class LicProfile(Profile):
 
     # -- encoder ---------------------------------------------------------------------------------
     def _scale_order(self, bpp: float | None) -> list[int]:
-        scales = sorted(self.model.scales)
+        scales = sorted(self.model.coding_scales)
         if self.force_scale is not None:
             return [self.force_scale]
         first = int(self.cfg.get("default_scale", 2))
@@ -114,6 +114,6 @@ class LicProfile(Profile):
         p = unpack_params(PARAMS_SCHEMA, ps[0].payload)
         scale, rate, zlen = int(p["scale"]), int(p["rate"]), int(p["zlen"])
         payload = ls[0].payload
-        if scale not in self.model.scales or rate > self.coder.max_rate_code or zlen > len(payload):
+        if scale not in self.model.coding_scales or rate > self.coder.max_rate_code or zlen > len(payload):
             raise FormatError(f"lic: invalid parameters scale={scale} rate={rate} zlen={zlen}")
         return self.coder.decode(Coded(scale, rate, payload[:zlen], payload[zlen:]), width, height)
