@@ -74,4 +74,6 @@ def test_integer_pmf_matches_mixture():
     pm = freq / freq.sum(1, keepdim=True)
     coded = -torch.log2(pm[torch.arange(50), x])
     exact = gmm_bits(logits, mu, ls, x, xl)
-    assert torch.allclose(coded[exact < 12], exact[exact < 12], atol=0.05)
+    m = exact < 12  # tail values pay the window spreading and the 2^-22 floor instead
+    assert int(m.sum()) >= 5
+    assert torch.allclose(coded[m], exact[m], rtol=0.01, atol=0.02)
