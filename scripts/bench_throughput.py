@@ -39,12 +39,12 @@ def main() -> None:
     rows = []
     for label, kwargs in [("local, 1 process", dict(workers=1)),
                           (f"local, {args.workers} processes", dict(workers=args.workers)),
-                          (f"Ray, {args.workers} actors", dict(workers=args.workers, ray="auto"))]:
+                          (f"Ray, {args.workers} actors", dict(workers=args.workers, ray="local"))]:
         out = Path(tempfile.mkdtemp(prefix="thr_out_"))
         startup = 0.0
         if "ray" in kwargs:
             t = time.perf_counter()
-            connect("auto")
+            connect("local")
             startup = time.perf_counter() - t
         t0 = time.perf_counter()
         res = compress_dir(src, out, args.profile, args.bpp, None, ray=kwargs.get("ray"),

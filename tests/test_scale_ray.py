@@ -1,4 +1,4 @@
-"""Ray backend against a real local Ray head bound to 127.0.0.1 (num_cpus=2).
+"""Ray backend against a real local Ray head bound to 127.0.0.1 (num_cpus=2), started by the test.
 
 Checks that eval through Ray gives the same results as the local run, and that killing a worker
 process mid-run loses nothing: the job is resubmitted and every unit is recorded once.
@@ -7,11 +7,7 @@ process mid-run loses nothing: the job is resubmitted and every unit is recorded
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,31 +20,21 @@ DETERMINISTIC = ["image", "profile", "target_bpp", "file_bytes", "bpp", "header_
                  "ms-ssim", "error"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
-    """A real Ray head on 127.0.0.1 in its own process group; stopped after the module."""
-    ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
-    if not Path(ray_bin).exists():
-        pytest.skip("the `ray` command is not installed")
-    port = _free_port()
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
-    temp = tmp_path_factory.mktemp("ray")
-    cmd = [ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-           "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
-    if res.returncode != 0:
-        pytest.fail(f"ray start failed: {res.stderr[-2000:]}")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    yield f"127.0.0.1:{port}"
+    """A real Ray head (GCS + raylet) started by this test, bound to 127.0.0.1 with 2 CPUs.
+
+    Started in-process with ``ray.init`` so that teardown stops exactly this head and nothing else
+    running on the machine; the executor sees Ray initialised and uses it."""
+    from semcodec.scale.ray_executor import start_local_head
+
     if ray.is_initialized():
         ray.shutdown()
-    subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    address = start_local_head(num_cpus=2, temp_dir=str(tmp_path_factory.mktemp("ray")))
+    assert address.startswith("127.0.0.1:"), address
+    assert ray.cluster_resources()["CPU"] == 2
+    yield address
+    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

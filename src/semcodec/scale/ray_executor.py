@@ -32,21 +32,41 @@ def _import_ray():
     return ray
 
 
+def start_local_head(num_cpus: int | None = None, temp_dir: str | None = None, **init_kwargs: Any) -> str:
+    """Start a Ray head on this machine that advertises and connects over 127.0.0.1 only.
+
+    Ray picks the machine's outward IP for a new head by default (``_node_ip_address`` is not honoured
+    for a fresh head); its "no cluster" mode uses the loopback address for every component instead.
+    We switch that mode on for this process and the workers it spawns. Returns the GCS address."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray = _import_ray()
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False  # in case ray was imported before the variable was set
+    ctx = ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                   _temp_dir=temp_dir, **init_kwargs)
+    return ctx.address_info["gcs_address"]
+
+
 def connect(address: str) -> bool:
-    """Join the cluster at ``address`` (``auto``: a running one, else a new local head on 127.0.0.1).
+    """Join the cluster at ``address`` (``auto``: a running one, else a new local head on 127.0.0.1;
+    ``local``: always a new local head on 127.0.0.1).
 
     Returns True when this call started a local Ray instance (the caller shuts it down)."""
     ray = _import_ray()
     if ray.is_initialized():
         return False
     env = {"env_vars": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}}
+    if address == "local":  # always a fresh private head on loopback, never someone else's cluster
+        start_local_head(runtime_env=env)
+        return True
     if address == "auto":
         try:
             ray.init(address="auto", runtime_env=env, log_to_driver=False)
             return False
         except (ConnectionError, RuntimeError, ValueError):
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, _node_ip_address="127.0.0.1",
-                     runtime_env=env, log_to_driver=False)
+            start_local_head(runtime_env=env)
             return True
     try:
         ray.init(address=address, runtime_env=env, log_to_driver=False)
