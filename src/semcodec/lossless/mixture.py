@@ -80,7 +80,7 @@ def integer_pmf(q: torch.Tensor, xl: torch.Tensor) -> torch.Tensor:
     cdf[:, 0] = torch.where(lo == 0, 0.0, cdf[:, 0])  # x = 0 owns everything below
     cdf[:, -1] = torch.where(lo == 256 - WINDOW, 1.0, cdf[:, -1])  # x = 255 owns everything above
     inside = (cdf[:, 1:] - cdf[:, :-1]).clamp_min_(0.0)  # (N, WINDOW)
-    left = cdf[:, 0] / lo.clamp_min(1.0)
+    left = cdf[:, 0].clamp_min(0.0) / lo.clamp_min(1.0)  # float32 erf sums can dip just below 0
     right = (1.0 - cdf[:, -1]).clamp_min(0.0) / (256 - WINDOW - lo).clamp_min(1.0)
     rel = _SYMBOLS.view(1, -1) - lo.view(-1, 1).long()  # (N, 256)
     pmf = torch.gather(inside, 1, rel.clamp(0, WINDOW - 1))
