@@ -4,7 +4,7 @@ ResULIC transmits the CLIP tokenizer's indices. CLIP's tokenizer is lossy (lower
 spaces), so to keep the text exact we send three things, all through one range coder::
 
     text --split with CLIP's regex--> words w_1..w_k (lower-cased) + per word: case flag
-         (as-is / Capitalised / UPPER) + space-before flag
+         (as-is / Capitalised / UPPER) + spaces-before flag (0, 1 or 2)
     symbols: mode, [w_i's BPE ids ..., case_i, space_i]*, EOS (at a word start)
 
 Token ids are modelled by an adaptive unigram: a prior from the *training* captions' CLIP token counts
@@ -81,7 +81,7 @@ def _split(text: str) -> list[tuple[str, int, int]] | None:
     prev = 0
     for m in regex.finditer(tok.pat, low):
         gap = text[prev: m.start()]
-        if gap not in ("", " "):
+        if gap not in ("", " ", "  "):  # two spaces: common after a full stop
             return None
         w, orig = m.group(), text[m.start(): m.end()]
         case = 0 if orig == w else 1 if orig == w[0].upper() + w[1:] else 2 if orig == w.upper() else -1
@@ -175,7 +175,7 @@ class ClipIndexCoder(TextCoder):
             return encode_symbols(syms, rows)
         syms, rows = [0], [MODE_FREQS]
         counts = self.prior.copy()
-        case_m, space_m = _Flags(3, 2), _Flags(2, 4)
+        case_m, space_m = _Flags(3, 2), _Flags(3, 4)
         prev_p = 1
         for (w, case, sp), wid in zip(words, ids, strict=True):
             for t in wid:
@@ -206,7 +206,7 @@ class ClipIndexCoder(TextCoder):
             except UnicodeDecodeError:
                 raise FormatError("corrupted text stream: invalid UTF-8") from None
         counts = self.prior.copy()
-        case_m, space_m = _Flags(3, 2), _Flags(2, 4)
+        case_m, space_m = _Flags(3, 2), _Flags(3, 4)
         words: list[tuple[str, int, int]] = []
         prev_p, n_tok = 1, 0
         while True:
