@@ -122,7 +122,8 @@ def train(args: argparse.Namespace) -> dict[str, float]:
                              caps if loss_fn.needs_captions else None)
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        if args.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(params, args.clip_grad)
         opt.step()
         aux_loss = model.aux_loss()
         aux_opt.zero_grad()
@@ -219,6 +220,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--minutes", type=float, default=None, help="stop (with a checkpoint) after this wall time")
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--decay-at", type=float, default=0.85, help="fraction of --iters after which lr drops ×0.1")
+    p.add_argument("--clip-grad", type=float, default=1.0, help="gradient-norm clip (0 = off)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="use only the first N images (smoke runs)")
