@@ -10,8 +10,9 @@ import numpy as np
 from PIL import Image
 
 from lossless_tiny import small_image, tiny_config
+from semcodec.lossless.commands import add_train_arguments
 from semcodec.lossless.model import load_model
-from semcodec.lossless.train import add_train_arguments, train
+from semcodec.lossless.train import train
 
 
 def test_train_resume_export(tmp_path: Path):

@@ -14,7 +14,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     from .bench import add_bench_arguments, cmd_bench
-    from .train import add_train_arguments
 
     t = sub.add_parser("train-lossless", help="train the lossless residual model (CPU, resumable)")
     add_train_arguments(t)
@@ -22,3 +21,27 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("lossless-bench", help="Kodak bpsp: classical lossless codecs vs the lossless profile")
     add_bench_arguments(b)
     b.set_defaults(func=cmd_bench)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from ..paths import shared_data_dir
+
+    d = shared_data_dir()
+    p.add_argument("--data", default=str(d / "bsds500") if d else "../shared/data/bsds500")
+    p.add_argument("--out", default="runs/lossless")
+    p.add_argument("--config", help="JSON LosslessConfig (default: the shipped small GPT-2 setup)")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=30)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-images", type=int, default=0)
+    p.add_argument("--val-images", type=int, default=12)
+    p.add_argument("--val-batches", type=int, default=3)
+    p.add_argument("--val-every", type=int, default=50)
+    p.add_argument("--ckpt-every", type=int, default=10)
+    p.add_argument("--max-minutes", type=float, default=0)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--export-to", help="copy the best export here (e.g. src/semcodec/weights/lossless)")

@@ -200,32 +200,10 @@ def train(args: argparse.Namespace) -> Path:
     return out / "export"
 
 
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    from ..paths import shared_data_dir
-
-    d = shared_data_dir()
-    p.add_argument("--data", default=str(d / "bsds500") if d else "../shared/data/bsds500")
-    p.add_argument("--out", default="/work/runs/lossless")
-    p.add_argument("--config", help="JSON LosslessConfig (default: the shipped small GPT-2 setup)")
-    p.add_argument("--steps", type=int, default=600)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--crop", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--warmup", type=int, default=30)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-images", type=int, default=0)
-    p.add_argument("--val-images", type=int, default=12)
-    p.add_argument("--val-batches", type=int, default=3)
-    p.add_argument("--val-every", type=int, default=50)
-    p.add_argument("--ckpt-every", type=int, default=10)
-    p.add_argument("--max-minutes", type=float, default=0)
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--export-to", help="copy the best export here (e.g. src/semcodec/weights/lossless)")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m semcodec.lossless.train", description=__doc__.splitlines()[0])
+    from .commands import add_train_arguments
+
     add_train_arguments(p)
     train(p.parse_args(argv))
     return 0

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..paths import PACKAGE_WEIGHTS, shared_data_dir
 from .corpus import build_documents, load_training_captions
@@ -87,8 +86,11 @@ def _lr(step: int, cfg: dict) -> float:
     return cfg["lr"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-@torch.no_grad()
 def _evaluate(model, val: np.ndarray, tok_per_char: float) -> tuple[float, float]:
+    import torch  # lazy: the CLI declares this command without loading torch
+
+    grad_was_enabled = torch.is_grad_enabled()
+    torch.set_grad_enabled(False)  # evaluation only; restored below
     model.eval()
     tot = 0.0
     n_tok = 0
@@ -100,10 +102,12 @@ def _evaluate(model, val: np.ndarray, tok_per_char: float) -> tuple[float, float
         tot += -lp.sum().item()
         n_tok += lp.numel()
     model.train()
+    torch.set_grad_enabled(grad_was_enabled)
     return tot / n_tok, tot / n_tok / math.log(2) * tok_per_char
 
 
 def train(args: argparse.Namespace) -> None:
+    import torch  # lazy: the CLI declares this command without loading torch
     from tokenizers import Tokenizer
     from tqdm import tqdm
 
@@ -182,6 +186,7 @@ def train(args: argparse.Namespace) -> None:
 
 
 def _save(path: Path, model, opt, step: int) -> None:
+    import torch  # lazy: the CLI declares this command without loading torch
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, tmp)
     tmp.replace(path)
@@ -191,6 +196,7 @@ def export(args: argparse.Namespace) -> None:
     """Checkpoint -> package folder: fp16 model.safetensors, config.json, tokenizer.json."""
     import shutil
 
+    import torch  # lazy: the CLI declares this command without loading torch
     from safetensors.torch import save_file
 
     run = Path(args.run_dir)
