@@ -20,14 +20,13 @@ The CRC makes any corruption a :class:`~semcodec.errors.FormatError` instead of 
 
 from __future__ import annotations
 
-import contextlib
 import struct
 import zlib
-from collections.abc import Iterator
 
 import numpy as np
 import torch
 
+from ..determinism import fixed_threads
 from ..errors import FormatError
 from .mixture import integer_pmf, quantise_params
 from .model import UNAVAILABLE, ResidualLM
@@ -35,15 +34,6 @@ from .model import UNAVAILABLE, ResidualLM
 VERSION = 1
 
 
-@contextlib.contextmanager
-def fixed_threads(n: int = 1) -> Iterator[None]:
-    """Run torch with exactly ``n`` threads inside the block (restored after)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class PatchStepper:

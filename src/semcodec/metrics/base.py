@@ -12,9 +12,7 @@ absent is reported as unavailable, it never returns a made-up number.
 
 from __future__ import annotations
 
-import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -121,18 +119,12 @@ def check_pair(reference: np.ndarray, decoded: np.ndarray) -> None:
         raise ValueError(f"image shapes differ: {reference.shape} vs {decoded.shape}")
 
 
-@contextlib.contextmanager
-def torch_threads(n: int = 1) -> Iterator[None]:
-    """Run metric networks on ``n`` torch threads, restoring the setting after.
+def torch_threads(n: int = 1):
+    """Run metric networks on ``n`` threads (see :mod:`semcodec.determinism`).
 
     On a shared 2-core machine extra intra-op threads only spin against other processes (a 2-thread
     MS-SSIM was 15× slower than 1 thread under load), and a fixed count keeps scores reproducible.
     """
-    import torch
+    from ..determinism import fixed_threads
 
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+    return fixed_threads(n)

@@ -17,41 +17,16 @@ tree, which is what makes a 60-word caption decode in tens of milliseconds).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..determinism import fixed_threads  # noqa: F401  (re-exported: the LM coders import it from here)
 from ..errors import MissingComponentError
-
-
-@contextlib.contextmanager
-def fixed_threads(n: int = 1) -> Iterator[None]:
-    """Run torch and BLAS maths on exactly ``n`` threads (restored afterwards).
-
-    Thread count can change reduction order (and a contended multi-threaded BLAS is also ~5x slower
-    for the tiny matrix-vector products of one decoding step).
-    """
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - declared dependency
-        limits = contextlib.nullcontext()
-    else:
-        limits = threadpool_limits(n, user_api="blas")
-    try:
-        with limits:
-            yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def weights_hash(model) -> str:

@@ -8,9 +8,7 @@ the same seed and the same arithmetic. On CPU the last part means a fixed intra-
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 
 import torch
 
@@ -26,16 +24,11 @@ def decode_threads() -> int:
         return 1
 
 
-@contextlib.contextmanager
-def fixed_threads(n: int | None = None) -> Iterator[None]:
-    """``torch.set_num_threads(n)`` inside the block (default :func:`decode_threads`), restored after."""
-    n = decode_threads() if n is None else n
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def fixed_threads(n: int | None = None):
+    """:func:`semcodec.determinism.fixed_threads` with the decoder's default count (:func:`decode_threads`)."""
+    from ...determinism import fixed_threads as _fixed
+
+    return _fixed(decode_threads() if n is None else n)
 
 
 def seeded_noise(shape: tuple[int, ...], seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -16,9 +16,7 @@ count too (``SYNTH_THREADS``) so the decoded pixels do not depend on the caller'
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...determinism import fixed_threads
 from .models import MEAN_GRID, LicSmall
 
 #: Rate parameter resolution: r = rate_code / RATE_STEPS, r in [0, levels-1].
@@ -34,15 +33,6 @@ SYNTH_THREADS = 2
 ALIGN = 64
 
 
-@contextlib.contextmanager
-def fixed_threads(n: int) -> Iterator[None]:
-    """Run a block under exactly ``n`` torch intra-op threads, restoring the caller's setting after."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def to_tensor(img: np.ndarray) -> Tensor:
