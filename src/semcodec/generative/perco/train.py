@@ -15,17 +15,21 @@ complete model folder for ``--set model=OUT`` of the ``perco`` profile. Captions
 from __future__ import annotations
 
 import argparse
-import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from ..components import DiffusionComponents
-from ..components.sampling import pad_to_multiple
+from ..components.training import (
+    add_run_arguments,
+    crop_size,
+    image_files,
+    random_crop,
+    read_captions,
+    start_run,
+)
 from ..latent.vae import is_taef2, load_latent_space
 from ..latent.vq import PercoHead, grid_for
 from .unet import expand_unet_inputs
@@ -33,49 +37,15 @@ from .unet import expand_unet_inputs
 TRAIN_CELLS = (1, 2, 4, 8)
 
 
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-
-
-def _crop(path: Path, size: int, rng: random.Random) -> np.ndarray:
-    im = np.asarray(Image.open(path).convert("RGB"))
-    h, w = im.shape[:2]
-    if min(h, w) < size:
-        im = pad_to_multiple(im, size)
-        h, w = im.shape[:2]
-    y, x = rng.randrange(h - size + 1), rng.randrange(w - size + 1)
-    return np.ascontiguousarray(im[y : y + size, x : x + size])
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", help="diffusers SD folder or hub id (unet/vae/text_encoder/tokenizer/scheduler)")
-    ap.add_argument("--tiny", action="store_true", help="build a tiny random SD in OUT/base first (smoke run)")
+    add_run_arguments(ap, lr=1e-4)
     ap.add_argument("--vae", default=None, help="'taef2' to train in the TAEF2 latent space")
-    ap.add_argument("--images", required=True)
-    ap.add_argument("--captions", default=None)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--size", type=int, default=256, help="training crop side (pixels)")
-    ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--codebook", type=int, default=256)
     ap.add_argument("--code-dim", type=int, default=8)
-    ap.add_argument("--text-dropout", type=float, default=0.1)
     ap.add_argument("--train-unet", choices=("all", "conv_in", "none"), default="all")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
-    out = Path(args.out)
-    model = args.model
-    if args.tiny:
-        from ..components.tiny import build_tiny_sd
-
-        model = str(build_tiny_sd(out / "base", latent_channels=32 if is_taef2(args.vae) else 4))
-    if not model:
-        raise SystemExit("give --model (or --tiny)")
+    rng, out, model = start_run(args, latent_channels=32 if is_taef2(args.vae) else 4)
     resume = (out / "unet").is_dir() and (out / "perco").is_dir()
     bundle = DiffusionComponents.from_sources(str(out) if resume else model)
     space = load_latent_space(args.vae if is_taef2(args.vae) else None, bundle)
@@ -95,21 +65,15 @@ def main(argv: list[str] | None = None) -> None:
         unet.conv_in.requires_grad_(True)
     params = list(head.parameters()) + [p for p in unet.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr)
-    captions: dict[str, str] = {}
-    if args.captions:
-        for line in Path(args.captions).read_text(encoding="utf-8").splitlines():
-            if "\t" in line:
-                k, v = line.split("\t", 1)
-                captions[k] = v
-    files = _images(Path(args.images))
+    captions = read_captions(args.captions)
+    files = image_files(Path(args.images))
     sched = bundle.scheduler
-    mult = space.factor * 2 ** (len(unet.config.block_out_channels) - 1)
-    size = max(mult, args.size // mult * mult)
+    size = crop_size(args.size, space.factor, unet)
     t0 = time.time()
     for step in range(1, args.steps + 1):
         f = files[rng.randrange(len(files))]
         with torch.no_grad():
-            z = space.encode(_crop(f, size, rng))
+            z = space.encode(random_crop(f, size, rng))
             text = bundle.encode_prompt([captions.get(f.name, "")])
         if rng.random() < args.text_dropout:
             text = head.null_text[None, : text.shape[1]]

@@ -14,7 +14,6 @@ dropped to "" with probability 0.1 for classifier-free guidance. ``--out`` is a 
 from __future__ import annotations
 
 import argparse
-import random
 import time
 from pathlib import Path
 
@@ -22,39 +21,26 @@ import torch
 import torch.nn.functional as F
 
 from ..components import DiffusionComponents
+from ..components.training import (
+    add_run_arguments,
+    crop_size,
+    image_files,
+    random_crop,
+    read_captions,
+    start_run,
+)
 from ..latent.codec import LatentHyperprior
 from ..latent.vae import load_latent_space
-from ..perco.train import _crop, _images
 from .scheduler import CompressionAwareScheduler, start_step_for_distortion
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model")
-    ap.add_argument("--tiny", action="store_true")
+    add_run_arguments(ap, lr=1e-5)
     ap.add_argument("--codec", required=True, help="latent codec folder for this VAE")
-    ap.add_argument("--images", required=True)
-    ap.add_argument("--captions", default=None)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--q-max", type=int, default=12, help="largest q-step index sampled")
-    ap.add_argument("--lr", type=float, default=1e-5)
-    ap.add_argument("--text-dropout", type=float, default=0.1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
-    out = Path(args.out)
-    model = args.model
-    if args.tiny:
-        from ..components.tiny import build_tiny_sd
-
-        model = str(build_tiny_sd(out / "base", controlnet=False))
-    if not model:
-        raise SystemExit("give --model (or --tiny)")
+    rng, out, model = start_run(args, controlnet=False)
     bundle = DiffusionComponents.from_sources(model)
     space = load_latent_space(None, bundle)
     codec = LatentHyperprior.load(args.codec)
@@ -64,20 +50,14 @@ def main(argv: list[str] | None = None) -> None:
     unet = bundle.unet
     unet.train().requires_grad_(True)
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr)
-    captions: dict[str, str] = {}
-    if args.captions:
-        for line in Path(args.captions).read_text(encoding="utf-8").splitlines():
-            if "\t" in line:
-                k, v = line.split("\t", 1)
-                captions[k] = v
-    files = _images(Path(args.images))
-    mult = space.factor * 2 ** (len(unet.config.block_out_channels) - 1)
-    size = max(mult, args.size // mult * mult)
+    captions = read_captions(args.captions)
+    files = image_files(Path(args.images))
+    size = crop_size(args.size, space.factor, unet)
     t0 = time.time()
     for step in range(1, args.steps + 1):
         f = files[rng.randrange(len(files))]
         with torch.no_grad():
-            x0 = space.encode(_crop(f, size, rng))
+            x0 = space.encode(random_crop(f, size, rng))
             h, w = x0.shape[-2:]
             z_c = codec.decompress_latent(codec.compress_latent(x0, rng.randint(0, args.q_max)), h, w)
             rel = float(((z_c - x0) ** 2).sum() / (x0**2).sum().clamp_min(1e-12))
