@@ -25,7 +25,7 @@ def _mutate(payload: bytes, i: int) -> bytes:
     return bytes(b)
 
 
-@pytest.mark.parametrize("where", [1, 6, -1, -5])
+@pytest.mark.parametrize("where", [1, 6, 9, 20, -1, -5])
 def test_flipped_residual_byte(coded, where):
     prof, x, (base, res) = coded
     bad = Stream(StreamKind.RESIDUAL, _mutate(res.payload, where))

@@ -9,6 +9,7 @@ import torch
 from lossless_tiny import load_tiny, small_image, tiny_model_dir
 from semcodec.container import StreamKind
 from semcodec.errors import RateError
+from semcodec.lossless.adapter import HeadAdapter
 from semcodec.lossless.base_codec import encode_base
 from semcodec.lossless.coder import decode_residual, encode_residual
 from semcodec.lossless.mixture import gmm_bits, integer_pmf, quantise_params
@@ -49,19 +50,43 @@ def test_rate_budget_respected(model_dir):
         LosslessProfile(weights=str(model_dir)).encode(EncodeRequest(image=x, quality=60, max_bytes=20))
 
 
+def _model_bits(model, x, xl, adapter=None) -> float:
+    with torch.no_grad():
+        pad = ((4, 4), (4, 4), (0, 0))
+        t = lambda a: torch.from_numpy(np.pad(a, pad, mode="edge")).permute(2, 0, 1)[None]  # noqa: E731
+        bits = model(t(x), t(xl), torch.tensor([model.quality_index(50)]), margin=4, adapter=adapter)
+    return float(bits.clamp(max=22.0).sum())  # the integer pmf floors every value at ~2^-22
+
+
 def test_coded_size_tracks_model_bits(model_dir):
     """The ANS payload is within 10 % of the model's cross-entropy: the coder uses the model's mixture."""
     model = load_tiny(model_dir)
     x = small_image(32, 32, seed=5)
     _, xl = encode_base(x, "heif", 50)
-    payload = encode_residual(model, x, xl, 50)
-    with torch.no_grad():
-        pad = ((4, 4), (4, 4), (0, 0))
-        t = lambda a: torch.from_numpy(np.pad(a, pad, mode="edge")).permute(2, 0, 1)[None]  # noqa: E731
-        bits = model(t(x), t(xl), torch.tensor([model.quality_index(50)]), margin=4)
-    bits = float(bits.clamp(max=22.0).sum())  # the integer pmf floors every value at ~2^-22
+    payload = encode_residual(model, x, xl, 50, adapt_steps=0)
+    assert payload[0] == 1
+    bits = _model_bits(model, x, xl)
     coded = 8 * (len(payload) - 5)
     assert 0.9 * bits < coded < 1.1 * bits + 64, (coded, bits)
+
+
+def test_adapter_is_sent_used_and_saves_bits(model_dir):
+    """The per-image head adapter: stored in the stream, the coder follows the adapted mixture, fewer bytes."""
+    model = load_tiny(model_dir)
+    x = small_image(32, 32, seed=5)
+    _, xl = encode_base(x, "heif", 50)
+    plain = encode_residual(model, x, xl, 50, adapt_steps=0)
+    payload = encode_residual(model, x, xl, 50, adapt_steps=30)
+    assert payload[0] == 2 and len(payload) < len(plain)
+    alen = int.from_bytes(payload[5:7], "big")
+    adapter = HeadAdapter.from_bytes(payload[7 : 7 + alen], model.d, model.head.k)
+    assert any(bool(t.abs().sum() > 0) for t in adapter.tensors())
+    bits = _model_bits(model, x, xl, adapter)
+    coded = 8 * (len(payload) - 7 - alen)
+    assert 0.9 * bits < coded < 1.1 * bits + 64, (coded, bits)
+    assert bits < 0.95 * _model_bits(model, x, xl)
+    assert np.array_equal(decode_residual(model, xl, 50, payload), x)
+    assert HeadAdapter.from_bytes(adapter.to_bytes(), model.d, model.head.k).to_bytes() == adapter.to_bytes()
 
 
 def test_integer_pmf_matches_mixture():

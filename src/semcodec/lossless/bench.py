@@ -41,7 +41,7 @@ def _baseline(name: str, x: np.ndarray) -> tuple[bytes, np.ndarray]:
 
 
 def run_bench(data_dir: Path, quality: int | None, limit: int, out_json: Path | None,
-              weights: str | None) -> dict:
+              weights: str | None, adapt_steps: int | None = None) -> dict:
     from ..container import parse_container
     from ..image_io import load_image
     from ..pipeline import compress, decode
@@ -50,7 +50,9 @@ def run_bench(data_dir: Path, quality: int | None, limit: int, out_json: Path | 
     from ..profiles.registry import get_profile
 
     rows = []
-    opts = {"weights": weights} if weights else {}
+    opts: dict = {"weights": weights} if weights else {}
+    if adapt_steps is not None:
+        opts["adapt_steps"] = adapt_steps
     get_profile("lossless", **opts)  # import + weight loading are not part of the timings
     for f in files:
         x = load_image(str(f))
@@ -74,6 +76,8 @@ def run_bench(data_dir: Path, quality: int | None, limit: int, out_json: Path | 
         row["ours"] = 8 * len(blob) / n
         row["ours_base"] = 8 * base / n
         row["ours_residual"] = 8 * (len(blob) - base) / n
+        res = [s.payload for s in c.streams if s.kind.name == "RESIDUAL"][0]
+        row["adapter_bytes"] = int.from_bytes(res[5:7], "big") if res[0] == 2 else 0
         row["exact"] = True
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -112,10 +116,12 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=0, help="only the first N images")
     p.add_argument("--json", default=None, help="write all numbers here")
     p.add_argument("--weights", default=None, help="model folder (default: the packaged weights)")
+    p.add_argument("--adapt-steps", type=int, default=None,
+                   help="per-image head adapter fitting steps (default: the coder's; 0 = off)")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     res = run_bench(Path(args.data), args.quality, args.limit, Path(args.json) if args.json else None,
-                    args.weights)
+                    args.weights, args.adapt_steps)
     print(markdown(res))
     return 0

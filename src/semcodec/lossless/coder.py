@@ -14,7 +14,12 @@ frequencies (:mod:`.mixture`), so the encoder's and decoder's tables are bit-ide
 caller's thread count. The encoder stores the integer parameters of every step and then pushes the
 symbols onto the ANS stack in reverse decoding order.
 
-RESIDUAL stream payload: ``[version=1][CRC32 of the original pixels, 4 bytes BE][ANS words, u32 LE]``.
+With ``adapt_steps > 0`` (the default) the encoder first runs the whole pass to collect the backbone
+states h, fits a per-image :class:`~.adapter.HeadAdapter` to them and only then computes the mixtures;
+h does not depend on the head, so the decoder's states are the same and it applies the stored adapter.
+
+RESIDUAL stream payload, version 1: ``[1][CRC32 of the original pixels, 4 bytes BE][ANS words, u32 LE]``;
+version 2: ``[2][CRC32][adapter length, 2 bytes BE][adapter (zlib int8)][ANS words, u32 LE]``.
 The CRC makes any corruption a :class:`~semcodec.errors.FormatError` instead of a wrong image.
 """
 
@@ -28,13 +33,12 @@ import torch
 
 from ..determinism import fixed_threads
 from ..errors import FormatError
+from .adapter import HeadAdapter, fit_adapter
 from .mixture import integer_pmf, quantise_params
 from .model import UNAVAILABLE, ResidualLM
 
-VERSION = 1
-
-
-
+VERSION_PLAIN, VERSION_ADAPTED = 1, 2
+DEFAULT_ADAPT_STEPS = 200  # Adam steps of the per-image head adapter (0: trained head as it is)
 
 class PatchStepper:
     """State of one image being coded: conv features, base pixels, decoded residuals, KV cache."""
@@ -75,8 +79,9 @@ class PatchStepper:
         self.cache = out.past_key_values
         return out.last_hidden_state[:, 0]
 
-    def params(self, h: torch.Tensor, c: int, r: torch.Tensor) -> torch.Tensor:
-        return quantise_params(*self.model.head(h, c, r[:, 0] if c else None, r[:, 1] if c == 2 else None))
+    def params(self, h: torch.Tensor, c: int, r: torch.Tensor, adapter: HeadAdapter | None) -> torch.Tensor:
+        return quantise_params(*self.model.head(h, c, r[:, 0] if c else None, r[:, 1] if c == 2 else None,
+                                                adapter))
 
     def record(self, t: int, r: torch.Tensor) -> None:
         i, j = divmod(t, self.p)
@@ -93,20 +98,27 @@ def image_crc(x: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(x, dtype=np.uint8).tobytes())
 
 
-def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: int) -> bytes:
+def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: int,
+                    adapt_steps: int = DEFAULT_ADAPT_STEPS) -> bytes:
     """Code H×W×3 uint8 ``x`` given its base ``xl``; returns the RESIDUAL stream payload."""
     import constriction
 
     with fixed_threads(1), torch.no_grad():
         st = PatchStepper(model, xl, quality)
         xs = st.pad_image(x)
-        steps = []
+        hs, rs = [], []
         for t in range(st.p * st.p):
             i, j = divmod(t, st.p)
-            h = st.step(t)
-            r = xs[:, i, j] - st.xl[:, i, j]
-            steps.append([st.params(h, c, r) for c in range(3)])
-            st.record(t, r)
+            hs.append(st.step(t))
+            rs.append(xs[:, i, j] - st.xl[:, i, j])
+            st.record(t, rs[-1])
+        adapter = None
+        if adapt_steps > 0:
+            m = st.valid.reshape(st.n, -1)  # token t of a patch is pixel divmod(t, p)
+            adapter = fit_adapter(model, torch.stack(hs, 1)[m], torch.stack(rs, 1)[m],
+                                  xs.reshape(st.n, -1, 3)[m], st.xl.reshape(st.n, -1, 3)[m], adapt_steps)
+        steps = [[st.params(hs[t], c, rs[t], adapter) for c in range(3)] for t in range(st.p * st.p)]
+        del hs
         coder = constriction.stream.stack.AnsCoder()
         fam = _categorical()
         for t in reversed(range(st.p * st.p)):
@@ -117,8 +129,12 @@ def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: i
             for c in (2, 1, 0):
                 pmf = integer_pmf(steps[t][c][m], st.xl[m, i, j, c]).numpy()
                 coder.encode_reverse(xs[m, i, j, c].to(torch.int32).numpy(), fam, pmf)
-    words = coder.get_compressed().astype("<u4")
-    return bytes([VERSION]) + struct.pack(">I", image_crc(x)) + words.tobytes()
+    words = coder.get_compressed().astype("<u4").tobytes()
+    crc = struct.pack(">I", image_crc(x))
+    if adapter is None:
+        return bytes([VERSION_PLAIN]) + crc + words
+    ad = adapter.to_bytes()
+    return bytes([VERSION_ADAPTED]) + crc + struct.pack(">H", len(ad)) + ad + words
 
 
 def decode_residual(model: ResidualLM, xl: np.ndarray, quality: int, payload: bytes) -> np.ndarray:
@@ -126,13 +142,24 @@ def decode_residual(model: ResidualLM, xl: np.ndarray, quality: int, payload: by
     import constriction
 
     h, w = xl.shape[:2]
-    if len(payload) < 5 or payload[0] != VERSION or (len(payload) - 5) % 4:
+    if len(payload) < 5 or payload[0] not in (VERSION_PLAIN, VERSION_ADAPTED):
         raise FormatError("lossless: malformed residual stream header")
-    nwords = (len(payload) - 5) // 4
+    (crc,) = struct.unpack(">I", payload[1:5])
+    start, adapter = 5, None
+    if payload[0] == VERSION_ADAPTED:
+        if len(payload) < 7:
+            raise FormatError("lossless: residual stream too short for its adapter")
+        (alen,) = struct.unpack(">H", payload[5:7])
+        if len(payload) < 7 + alen:
+            raise FormatError("lossless: residual stream too short for its adapter")
+        adapter = HeadAdapter.from_bytes(payload[7 : 7 + alen], model.d, model.head.k)
+        start = 7 + alen
+    if (len(payload) - start) % 4:
+        raise FormatError("lossless: malformed residual stream (not whole 32-bit words)")
+    nwords = (len(payload) - start) // 4
     if nwords > 3 * h * w + 64:  # ≤ 24 bits per subpixel plus slack: anything larger is not ours
         raise FormatError("lossless: residual stream larger than any valid one")
-    (crc,) = struct.unpack(">I", payload[1:5])
-    words = np.frombuffer(payload[5:], dtype="<u4").astype(np.uint32)
+    words = np.frombuffer(payload[start:], dtype="<u4").astype(np.uint32)
     try:
         coder = constriction.stream.stack.AnsCoder(words)
     except Exception as e:  # noqa: BLE001 - constriction rejects some invalid word arrays
@@ -147,7 +174,7 @@ def decode_residual(model: ResidualLM, xl: np.ndarray, quality: int, payload: by
             m = st.valid[:, i, j]
             r = torch.zeros(st.n, 3, dtype=torch.long)
             for c in range(3):
-                q = st.params(hid, c, r)
+                q = st.params(hid, c, r, adapter)
                 if bool(m.any()):
                     pmf = integer_pmf(q[m], st.xl[m, i, j, c]).numpy()
                     try:

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from ..errors import MissingComponentError
+from .adapter import HeadAdapter
 
 UNAVAILABLE = 511  # residual code of a neighbour outside the patch (residual codes are r + 255)
 NEIGHBOURS = 4  # left, up, up-left, up-right
@@ -120,7 +121,9 @@ class ChannelHead(nn.Module):
         self.shift = nn.Linear(d, 3 * k)  # per-component linear mean shifts (CALIC-like inter-channel)
 
     def forward(self, h: torch.Tensor, c: int, r_r: torch.Tensor | None = None,
-                r_g: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                r_g: torch.Tensor | None = None, adapter: HeadAdapter | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mixture parameters of channel ``c``; ``adapter`` (see :mod:`.adapter`) shifts them per image."""
         z = h
         k = self.k
         if c >= 1:
@@ -135,10 +138,14 @@ class ChannelHead(nn.Module):
                 s[..., 1] = rr.to(h.dtype) / 32
                 s[..., 2] = rg.to(h.dtype) / 32
             z = z + self.cond_lin(s)
-        out = self.mlps[c](z)
+        if adapter is None:
+            out = self.mlps[c](z)
+        else:
+            lin1, act, lin2 = self.mlps[c]
+            out = lin2(act(lin1(z * (1 + adapter.fs[c])) + adapter.b1[c])) + adapter.b2[c]
         logits, mu, log_sigma = out[..., :k], out[..., k : 2 * k], out[..., 2 * k :]
         if c >= 1:
-            sh = self.shift(h)
+            sh = self.shift(h) if adapter is None else self.shift(h) + adapter.sb
             if c == 1:
                 mu = mu + sh[..., :k] * r_r.to(h.dtype).unsqueeze(-1)
             else:
@@ -209,7 +216,8 @@ class ResidualLM(nn.Module):
 
         return seq(g), seq(x.long()), seq(xl.long())
 
-    def forward(self, x: torch.Tensor, xl: torch.Tensor, qidx: torch.Tensor, margin: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, xl: torch.Tensor, qidx: torch.Tensor, margin: int = 0,
+                adapter: HeadAdapter | None = None) -> torch.Tensor:
         """Bits per subpixel of every pixel, shape (N_patches, p*p, 3). ``qidx`` (B,) quality indices."""
         from .mixture import gmm_bits
 
@@ -224,7 +232,7 @@ class ResidualLM(nn.Module):
         xs, xls, r = (t.reshape(-1, p * p, 3) for t in (xs, xls, r))
         bits = []
         for c in range(3):
-            params = self.head(h, c, r[..., 0] if c else None, r[..., 1] if c == 2 else None)
+            params = self.head(h, c, r[..., 0] if c else None, r[..., 1] if c == 2 else None, adapter)
             bits.append(gmm_bits(*params, xs[..., c], xls[..., c]))
         return torch.stack(bits, -1)
 

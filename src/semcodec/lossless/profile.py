@@ -6,8 +6,10 @@
     x, x_l ──► ResidualLM + constriction ──► RESIDUAL stream        (x = x_l + r, exactly)
 
 ``--quality`` picks the base quality (default: the model's ``default_quality``); options
-``base_codec`` (heif | jpeg) and ``weights`` (a folder with config.json + model.safetensors;
-default ``$SEMCODEC_LOSSLESS_WEIGHTS`` or the packaged ``weights/lossless``).
+``base_codec`` (heif | jpeg), ``weights`` (a folder with config.json + model.safetensors;
+default ``$SEMCODEC_LOSSLESS_WEIGHTS`` or the packaged ``weights/lossless``) and ``adapt_steps``
+(encoder-side fitting of the per-image head adapter, :mod:`.adapter`; 0 turns it off; the decoder
+needs no option, the stream says whether it carries an adapter).
 The profile is lossless, so a bpp target below what it needs raises RateError.
 """
 
@@ -27,7 +29,7 @@ from ..paths import PACKAGE_WEIGHTS
 from ..profiles.base import EncodeRequest, Profile
 from ..profiles.registry import register_profile
 from .base_codec import BASE_CODECS, decode_base, encode_base
-from .coder import decode_residual, encode_residual
+from .coder import DEFAULT_ADAPT_STEPS, decode_residual, encode_residual
 from .model import ResidualLM, load_model
 
 DEFAULT_WEIGHTS = PACKAGE_WEIGHTS / "lossless"
@@ -56,13 +58,14 @@ class LosslessProfile(Profile):
     description = "lossless: HEIF base + learned residual transformer/GMM coder (Du et al.)"
 
     def __init__(self, weights: str | None = None, base_codec: str | None = None,
-                 base_quality: int | None = None) -> None:
+                 base_quality: int | None = None, adapt_steps: int | None = None) -> None:
         self.weights = str(Path(weights) if weights else default_weights())
         self.model = _cached_model(self.weights)
         self.base_codec = base_codec or self.model.cfg.base_codec
         if self.base_codec not in BASE_CODECS:
             raise ValueError(f"unknown base codec {self.base_codec!r}; choose from {sorted(BASE_CODECS)}")
         self.base_quality = base_quality
+        self.adapt_steps = DEFAULT_ADAPT_STEPS if adapt_steps is None else int(adapt_steps)
 
     @classmethod
     def availability(cls) -> str | None:
@@ -79,7 +82,7 @@ class LosslessProfile(Profile):
         q = int(request.quality) if request.quality is not None else (
             self.base_quality if self.base_quality is not None else self.model.cfg.default_quality)
         base, xl = encode_base(request.image, self.base_codec, q)
-        residual = encode_residual(self.model, request.image, xl, q)
+        residual = encode_residual(self.model, request.image, xl, q, self.adapt_steps)
         streams = [Stream(StreamKind.IMAGE, base), Stream(StreamKind.RESIDUAL, residual)]
         size = sum(s.framed_size() for s in streams)
         if request.max_bytes is not None and size > request.max_bytes:
