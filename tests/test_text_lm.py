@@ -152,11 +152,11 @@ def test_shipped_caption_lm_compresses(shared_data):
 
     anns = json.loads((shared_data / "captions" / "coco_captions_val2017.json").read_text())["annotations"]
     texts = [a["caption"] for a in anns[::500]]
-    coder = get_text_coder("lm-ac")
+    coder = get_text_coder("lm-mix")
     raw = bits = 0
     for t in texts:
         p = coder.encode(t)
         assert coder.decode(p) == t
         raw += 8 * len(t.encode())
         bits += 8 * (len(p) + 1)
-    assert 1 - bits / raw > 0.78  # the 6-gram baseline is ~0.80 on the full set
+    assert 1 - bits / raw > 0.795  # incl. the coder id byte; the 6-gram baseline is ~0.80 on the full set

@@ -44,7 +44,7 @@ TEXT_CODER_MODULES: list[str] = [
 ]
 
 #: Preference order for "the best text coder available" (first available wins).
-PREFERRED_TEXT_CODERS: list[str] = ["lm-ac-cache", "lm-ac", "zlib"]
+PREFERRED_TEXT_CODERS: list[str] = ["lm-mix", "lm-ac-cache", "lm-ac", "zlib"]
 
 _loaded = False
 

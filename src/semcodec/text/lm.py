@@ -144,59 +144,73 @@ class GPT2Stepper:
     """GPT-2 forward for one new token, in float32 numpy with a preallocated KV cache.
 
     Same maths as HF ``GPT2LMHeadModel`` (pre-LN blocks, tanh-GELU, tied output embedding), but each
-    step is ~100 small numpy calls instead of a module tree: per-token cost is what bounds decoding.
-    Every output element is one dot product in a fixed order, so results don't depend on threads.
+    step is ~60 small numpy calls instead of a module tree: per-token cost is what bounds decoding.
+    Two algebraic folds cut the call count: every LayerNorm's gain and bias are folded into the
+    matrix that follows it (LN(x) W + c = norm(x) (g W) + (b W + c)), and the attention scale
+    1/sqrt(d_head) into the query columns. Results differ from HF's by float rounding only; the coders
+    quantise logits to a coarse grid, and encoder and decoder always run this same code.
     """
 
     def __init__(self, model) -> None:
-        sd = {k: v.detach().float().numpy().copy() for k, v in model.state_dict().items()}
+        sd = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
         cfg = model.config
         self.d, self.h, self.n_ctx = cfg.n_embd, cfg.n_head, cfg.n_positions
         self.hd = self.d // self.h
         self.eps = np.float32(cfg.layer_norm_epsilon)
-        self.wte, self.wpe = sd["transformer.wte.weight"], sd["transformer.wpe.weight"]
-        self.wte_t = np.ascontiguousarray(self.wte.T)
+        f32 = np.float32
+        self.wte = sd["transformer.wte.weight"].astype(f32)
+        self.wpe = sd["transformer.wpe.weight"].astype(f32)
+        q_scale = np.ones(3 * self.d)
+        q_scale[: self.d] = 1.0 / math.sqrt(self.hd)
         self.layers = []
         for i in range(cfg.n_layer):
             p = f"transformer.h.{i}."
-            self.layers.append(tuple(sd[p + k] for k in (
-                "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
-                "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
-                "mlp.c_proj.weight", "mlp.c_proj.bias")))
-        self.lnf = (sd["transformer.ln_f.weight"], sd["transformer.ln_f.bias"])
-        self.k = np.zeros((cfg.n_layer, self.h, self.n_ctx, self.hd), dtype=np.float32)
+            g1, b1, g2, b2 = (sd[p + k] for k in ("ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias"))
+            wa, ba = sd[p + "attn.c_attn.weight"], sd[p + "attn.c_attn.bias"]
+            wf, bf = sd[p + "mlp.c_fc.weight"], sd[p + "mlp.c_fc.bias"]
+            self.layers.append((
+                f32(g1[:, None] * wa * q_scale), f32((b1 @ wa + ba) * q_scale),
+                f32(sd[p + "attn.c_proj.weight"]), f32(sd[p + "attn.c_proj.bias"]),
+                f32(g2[:, None] * wf), f32(b2 @ wf + bf),
+                f32(sd[p + "mlp.c_proj.weight"]), f32(sd[p + "mlp.c_proj.bias"])))
+        gf, bf_ = sd["transformer.ln_f.weight"], sd["transformer.ln_f.bias"]
+        self.w_out = np.ascontiguousarray(f32(gf[:, None] * sd["transformer.wte.weight"].T))
+        self.b_out = f32(bf_ @ sd["transformer.wte.weight"].T)
+        self.k = np.zeros((cfg.n_layer, self.h, self.n_ctx, self.hd), dtype=f32)
         self.v = np.zeros_like(self.k)
         self.pos = 0
-        self.scale = np.float32(1.0 / math.sqrt(self.hd))
-        self.c_gelu = np.float32(math.sqrt(2.0 / math.pi))
+        self.inv_d = f32(1.0 / self.d)
+        self.c_gelu = f32(math.sqrt(2.0 / math.pi))
+        self.c_cube = f32(0.044715 * math.sqrt(2.0 / math.pi))
 
     def reset(self) -> None:
         self.pos = 0
 
-    def _ln(self, x: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
-        mu = x.mean()
-        xc = x - mu
-        return xc / np.sqrt((xc * xc).mean() + self.eps) * g + b
+    def _norm(self, x: np.ndarray) -> np.ndarray:
+        xc = x - x.sum() * self.inv_d
+        return xc * (np.float32(1.0) / np.sqrt(np.dot(xc, xc) * self.inv_d + self.eps))
 
     def step(self, token: int) -> np.ndarray:
         t = self.pos
         if t >= self.n_ctx:
             raise ValueError("GPT-2 context is full; reset() first")
+        d, h, hd = self.d, self.h, self.hd
         x = self.wte[token] + self.wpe[t]
-        for i, (g1, b1, wa, ba, wp, bp, g2, b2, wf, bf, wo, bo) in enumerate(self.layers):
-            qkv = (self._ln(x, g1, b1) @ wa + ba).reshape(3, self.h, self.hd)
-            self.k[i, :, t] = qkv[1]
-            self.v[i, :, t] = qkv[2]
-            sc = np.matmul(self.k[i, :, : t + 1], qkv[0][:, :, None])[:, :, 0] * self.scale
+        half = np.float32(0.5)
+        for i, (wa, ba, wp, bp, wf, bf, wo, bo) in enumerate(self.layers):
+            qkv = np.dot(self._norm(x), wa) + ba
+            k, v = self.k[i], self.v[i]
+            k[:, t] = qkv[d: 2 * d].reshape(h, hd)
+            v[:, t] = qkv[2 * d:].reshape(h, hd)
+            sc = np.matmul(k[:, : t + 1], qkv[:d].reshape(h, hd, 1))  # (h, t+1, 1)
             e = np.exp(sc - sc.max(axis=1, keepdims=True))
-            att = e / e.sum(axis=1, keepdims=True)
-            o = np.matmul(att[:, None, :], self.v[i, :, : t + 1]).reshape(self.d)
-            x = x + (o @ wp + bp)
-            u = self._ln(x, g2, b2) @ wf + bf
-            hid = np.float32(0.5) * u * (np.float32(1.0) + np.tanh(self.c_gelu * (u + np.float32(0.044715) * u * u * u)))
-            x = x + (hid @ wo + bo)
+            o = np.matmul(v[:, : t + 1].transpose(0, 2, 1), e)[:, :, 0] / e.sum(axis=1)  # (h, hd)
+            x = x + (np.dot(o.reshape(d), wp) + bp)
+            u = np.dot(self._norm(x), wf) + bf
+            hid = u * (half + half * np.tanh(u * (self.c_gelu + self.c_cube * (u * u))))
+            x = x + (np.dot(hid, wo) + bo)
         self.pos = t + 1
-        return self._ln(x, *self.lnf) @ self.wte_t
+        return np.dot(self._norm(x), self.w_out) + self.b_out
 
 
 #: logits are rounded to this grid before the softmax: absorbs last-ulp differences between machines
@@ -210,6 +224,18 @@ def quantised_freqs(logits: np.ndarray) -> np.ndarray:
     lq = np.round(logits.astype(np.float64) * LOGIT_GRID)
     p = np.exp((lq - lq.max()) * (1.0 / LOGIT_GRID))
     return (p * ((FREQ_TOTAL - len(p)) / p.sum())).astype(np.int64) + 1
+
+
+def lm_probs(logits: np.ndarray) -> np.ndarray:
+    """Softmax of grid-rounded logits, float64 (the LM's share of a mixture)."""
+    lq = np.round(logits.astype(np.float64) * LOGIT_GRID)
+    p = np.exp((lq - lq.max()) * (1.0 / LOGIT_GRID))
+    return p / p.sum()
+
+
+def probs_to_freqs(p: np.ndarray) -> np.ndarray:
+    """A probability vector (sums to ~1) -> exact integer frequencies, every symbol >= 1."""
+    return (p * (FREQ_TOTAL - len(p))).astype(np.int64) + 1
 
 
 def quantised_freqs_cached(logits: np.ndarray, counts: np.ndarray, n: int, lam: float, k: float) -> np.ndarray:

@@ -2,6 +2,7 @@
 
     python -m semcodec.text.train_lm train --run-dir /work/runs/caption_lm      # resumable
     python -m semcodec.text.train_lm export --run-dir /work/runs/caption_lm     # -> weights/caption_lm/
+    python -m semcodec.text.train_lm ngram --run-dir /work/runs/caption_lm      # + token 4-gram, weight table
 
 Data flow::
 
@@ -80,10 +81,17 @@ def _model(cfg: dict, vocab: int):
 
 
 def _lr(step: int, cfg: dict) -> float:
-    if step < cfg["warmup"]:
-        return cfg["lr"] * (step + 1) / cfg["warmup"]
-    t = min(1.0, (step - cfg["warmup"]) / max(1, cfg["steps"] - cfg["warmup"]))
-    return cfg["lr"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+    """Warm-up + cosine to 5%; a continued run (``--continue-steps``) restarts the cycle at ``restart``."""
+    restarts = cfg.get("restarts", [])
+    start, peak, end = 0, cfg["lr"], restarts[0][0] if restarts else cfg["steps"]
+    for restart, restart_lr, restart_end in restarts:
+        if step >= restart:
+            start, peak, end = restart, restart_lr, restart_end
+    s = step - start
+    if s < cfg["warmup"]:
+        return peak * (s + 1) / cfg["warmup"]
+    t = min(1.0, (s - cfg["warmup"]) / max(1, end - start - cfg["warmup"]))
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 def _evaluate(model, val: np.ndarray, tok_per_char: float) -> tuple[float, float]:
@@ -117,6 +125,11 @@ def train(args: argparse.Namespace) -> None:
     cfg_path = run / "train_config.json"
     if cfg_path.exists():
         cfg = json.loads(cfg_path.read_text())
+        if args.continue_steps:  # a new warm-up + cosine cycle after the planned steps, recorded in the config
+            restart = cfg["steps"]
+            cfg["steps"] = restart + args.continue_steps
+            cfg.setdefault("restarts", []).append([restart, args.continue_lr, cfg["steps"]])
+            cfg_path.write_text(json.dumps(cfg, indent=1))
     else:
         cfg = {k: getattr(args, k) for k in DEFAULTS}
         cfg_path.write_text(json.dumps(cfg, indent=1))
@@ -218,20 +231,76 @@ def export(args: argparse.Namespace) -> None:
     print(f"exported step {state['step']} to {out}")
 
 
+def build_ngram(args: argparse.Namespace) -> None:
+    """Token n-gram of the same training captions (held-out images excluded), then tune its weight.
+
+    Writes ``--out/ngram.safetensors`` and prints the ideal code length of the held-out *training*
+    captions for a grid of mixture weights with the LM in ``--out``: the weight in ``lm-mix`` is
+    chosen from this table, never from evaluation text.
+    """
+    from tokenizers import Tokenizer
+
+    from .lm import fixed_threads, lm_probs, load_causal_lm
+    from .token_ngram import TokenNgram
+
+    run = Path(args.run_dir)
+    cfg = json.loads((run / "train_config.json").read_text())
+    data_dir = Path(args.data_dir) if args.data_dir else shared_data_dir()
+    if data_dir is None:
+        sys.exit("shared data not found: set SEMCODEC_DATA or pass --data-dir")
+    groups, val_groups = _split(load_training_captions(data_dir), cfg["val_images"], cfg["seed"])
+    tok = Tokenizer.from_file(str(run / "tokenizer.json"))
+    eot = tok.token_to_id(EOT)
+    train_caps = [c for caps in groups.values() for c in caps]
+    seqs = [e.ids for e in tok.encode_batch(train_caps, add_special_tokens=False)]
+    ng = TokenNgram.fit(seqs, tok.get_vocab_size(), args.ngram_order, eot, args.ngram_min_count)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ng.save(out / "ngram.safetensors")
+    print(f"token {args.ngram_order}-gram of {len(seqs)} training captions -> {out / 'ngram.safetensors'} "
+          f"({(out / 'ngram.safetensors').stat().st_size / 1e6:.1f} MB, sha256 {ng.sha256()})")
+    lm = load_causal_lm(out)
+    held = [c for caps in val_groups.values() for c in caps]
+    rows = []  # (p_lm, p_ngram) of every coded token, end-of-text included
+    st = lm.stepper()
+    with fixed_threads(1):
+        for text in held:
+            ids = lm.encode_ids(text) + [lm.eos_id]
+            st.reset()
+            logits, hist = st.step(lm.bos_id), ng.start()
+            for t in ids:
+                rows.append((lm_probs(logits)[t], ng.probs(hist)[t]))
+                hist.append(t)
+                if t != lm.eos_id:
+                    logits = st.step(t)
+    raw = 8 * sum(len(t.encode()) for t in held)
+    p_lm, p_ng = np.array(rows).T
+    print(f"held-out training captions: {len(held)} texts, {raw} raw bits; ideal saving by n-gram weight:")
+    for a in (0.0, 0.2, 0.3, 0.4, 0.5, 0.6):
+        bits = -np.log2((1 - a) * p_lm + a * p_ng).sum()
+        print(f"  weight {a:.1f}: {bits:9.0f} bits, saving {100 * (1 - bits / raw):.2f}%")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["train", "export"], nargs="?", default="train")
+    p.add_argument("action", choices=["train", "export", "ngram"], nargs="?", default="train")
     p.add_argument("--run-dir", default="/work/runs/caption_lm")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default=str(PACKAGE_WEIGHTS / "caption_lm"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--max-minutes", type=float, default=90.0, help="wall-time bound for this invocation")
     p.add_argument("--ckpt-minutes", type=float, default=4.0)
+    p.add_argument("--continue-steps", type=int, default=0,
+                   help="extend a finished run by this many steps with a fresh warm-up + cosine cycle")
+    p.add_argument("--ngram-order", type=int, default=4, help="order of the token n-gram (action ngram)")
+    p.add_argument("--ngram-min-count", type=int, default=2,
+                   help="drop highest-order n-gram contexts seen fewer times (smaller file)")
+    p.add_argument("--continue-lr", type=float, default=1.5e-3, help="peak lr of the continued cycle")
     for k, v in DEFAULTS.items():
         p.add_argument("--" + k.replace("_", "-"), type=type(v), default=v)
 
 
 def run(args: argparse.Namespace) -> int:
-    (train if args.action == "train" else export)(args)
+    {"train": train, "export": export, "ngram": build_ngram}[args.action](args)
     return 0
 
 
