@@ -9,6 +9,7 @@ code whose file fits; if even the lowest rate does not fit it tries the coarser 
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,15 +17,19 @@ import numpy as np
 from ...container import Stream, StreamKind, pack_params, stream_cost, unpack_params
 from ...errors import FormatError, RateError
 from ...profiles import EncodeRequest, Profile, register_profile
-from .coding import Coded, LicCoder
+from .coding import Coded, LicCoder, Trial
 from .weights import load_lic, weights_folder, weights_missing
 
 PARAMS_SCHEMA: list[tuple[str, Any]] = [("scale", "u"), ("rate", "u"), ("zlen", "u")]
 
 
+def _streams_cost(scale: int, rate_code: int, zlen: int, latent_len: int) -> int:
+    params = pack_params(PARAMS_SCHEMA, {"scale": scale, "rate": rate_code, "zlen": zlen})
+    return stream_cost(len(params)) + stream_cost(latent_len)
+
+
 def _cost(c: Coded) -> int:
-    params = pack_params(PARAMS_SCHEMA, {"scale": c.scale, "rate": c.rate_code, "zlen": len(c.z_bytes)})
-    return stream_cost(len(params)) + stream_cost(len(c.z_bytes) + len(c.y_bytes))
+    return _streams_cost(c.scale, c.rate_code, len(c.z_bytes), len(c.z_bytes) + len(c.y_bytes))
 
 
 @register_profile
@@ -84,22 +89,52 @@ class LicProfile(Profile):
                         f" ({request.width}x{request.height}, {bpp:.5f} bpp)")
 
     def _search(self, y: Any, scale: int, budget: int, top: int) -> Coded | None:
-        """Largest rate code whose streams fit ``budget`` (rate is monotone in the code, checked)."""
-        lo_c = self.coder.encode_latent(y, scale, 0)
-        if _cost(lo_c) > budget:
-            return None
-        hi_c = self.coder.encode_latent(y, scale, top)
-        if _cost(hi_c) <= budget:
-            return hi_c
-        lo, hi, best = 0, top, lo_c
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            c = self.coder.encode_latent(y, scale, mid)
-            if _cost(c) <= budget:
-                lo, best = mid, c
+        """Largest rate code whose streams fit ``budget``, entropy-coding only two or three candidates.
+
+        Sizes are monotone in the rate code, so a binary search over the *estimated* sizes (likelihoods,
+        no coder run) proposes a code, which is then really coded. The open interval ``[lo, hi]`` of
+        untested codes shrinks with every real coding: a fit moves ``lo`` above it, a miss moves ``hi``
+        below it, and the next proposal uses the estimate shifted by the last measured error (or, if
+        that says nothing in the interval fits, the lowest open code). So the result is exactly what an
+        exhaustive search over real codings gives (tested), usually after two codings: the pick and
+        the proof that the next code does not fit.
+        """
+        trials: dict[int, Trial] = {}
+
+        def est(code: int) -> float:
+            if code not in trials:
+                trials[code] = self.coder.estimate(y, scale, code)
+            t = trials[code]
+            return _streams_cost(scale, code, math.ceil(t.est_z_bytes), math.ceil(t.est_z_bytes + t.est_y_bytes))
+
+        def propose(lo: int, hi: int, shift: float) -> int | None:
+            """Largest code in [lo, hi] whose shifted estimate fits, or None."""
+            if est(lo) + shift > budget:
+                return None
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if est(mid) + shift <= budget:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            return lo
+
+        best: Coded | None = None
+        lo, hi, shift = 0, top, 0.0
+        code = propose(lo, hi, shift)
+        code = 0 if code is None else code  # the estimate may be pessimistic: check the lowest rate for real
+        while True:
+            c = self.coder.encode_latent(y, scale, code, trials.get(code))
+            real = _cost(c)
+            shift = real - est(code)
+            if real <= budget:
+                best, lo = c, code + 1
             else:
-                hi = mid
-        return best
+                hi = code - 1
+            if lo > hi:
+                return best
+            nxt = propose(lo, hi, shift)
+            code = lo if nxt is None else nxt  # the estimate says "no": the lowest open code decides
 
     def _streams(self, c: Coded) -> list[Stream]:
         params = pack_params(PARAMS_SCHEMA, {"scale": c.scale, "rate": c.rate_code, "zlen": len(c.z_bytes)})

@@ -1,7 +1,8 @@
 """Wall-clock encode/decode timing of profile ``lic`` (``python -m semcodec.image.learned.speed IMG BPP...``).
 
-Reports the median of ``--repeat`` runs after one warm-up, with the torch thread count given, plus the
-machine load average so numbers from a shared machine can be read in context.
+Reports the median of ``--repeat`` runs after one warm-up, with the caller's torch thread count
+(``--threads``; the codec itself always runs on ``CODEC_THREADS``), plus the machine load average so
+numbers from a shared machine can be read in context.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 
 def main(argv: list[str] | None = None) -> None:
+    from semcodec.image.learned.coding import CODEC_THREADS
     from semcodec.image_io import load_image
     from semcodec.pipeline import compress, decode
 
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
         mse = float(((out.astype(np.float64) - img) ** 2).mean())
         rows.append({"bpp_target": bpp, "bpp": 8 * len(data) / (img.shape[0] * img.shape[1]),
                      "psnr": 10 * np.log10(255**2 / mse), "enc_s": statistics.median(enc),
-                     "dec_s": statistics.median(dec), "threads": a.threads, "loadavg_1m": os.getloadavg()[0]})
+                     "dec_s": statistics.median(dec), "threads": a.threads, "codec_threads": CODEC_THREADS,
+                     "loadavg_1m": os.getloadavg()[0]})
         print(json.dumps(rows[-1]))
 
 
