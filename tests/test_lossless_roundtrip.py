@@ -86,6 +86,7 @@ def test_adapter_is_sent_used_and_saves_bits(model_dir):
     assert 0.9 * bits < coded < 1.1 * bits + 64, (coded, bits)
     assert bits < 0.95 * _model_bits(model, x, xl)
     assert np.array_equal(decode_residual(model, xl, 50, payload), x)
+    assert np.array_equal(decode_residual(model, xl, 50, plain), x)  # version-1 streams still decode
     assert HeadAdapter.from_bytes(adapter.to_bytes(), model.d, model.head.k).to_bytes() == adapter.to_bytes()
 
 
@@ -102,3 +103,13 @@ def test_integer_pmf_matches_mixture():
     m = exact < 12  # tail values pay the window spreading and the 2^-22 floor instead
     assert int(m.sum()) >= 5
     assert torch.allclose(coded[m], exact[m], rtol=0.01, atol=0.02)
+
+
+def test_estimate_reports_bits_by_position_and_adapter_gain(model_dir):
+    from semcodec.lossless.estimate import estimate
+
+    x = small_image(32, 32, seed=5)
+    out = estimate(load_tiny(model_dir), x, 50, adapt_steps=30)
+    assert set(out["residual"]) >= {"bpsp", "RGB", "first_pixel", "first_row", "first_col", "interior"}
+    assert out["adapted"]["bpsp"] < out["residual"]["bpsp"] and out["adapter_bytes"] > 0
+    assert out["total_bpsp"] == round(out["base_bpsp"] + out["adapted"]["bpsp"], 4)

@@ -7,11 +7,12 @@ compression with visual prompts), sized for a CPU.
                                                              ▼
     r = x − x_l ──► ResidualLM (convs over x_l + pixel/residual embeddings ──► causal HF transformer
                     over each 8×8 patch ──► channel-conditional K=5 Gaussian mixtures)
+                ──► per-image head adapter (fitted by the encoder, sent in the stream)
                 ──► integer pmfs ──► constriction ANS ──► RESIDUAL stream
 
 Modules: ``base_codec`` (pluggable lossy bases), ``model`` (ResidualLM, config, weights I/O),
-``mixture`` (discretised GMM: training bits and exact integer pmfs), ``coder`` (patch-parallel
-KV-cached coding), ``profile`` (profile ``lossless``, id 48), ``train`` (``semcodec train-lossless``),
+``mixture`` (discretised GMM: training bits and exact integer pmfs), ``adapter`` (per-image head
+adapter: ~450 int8 numbers the encoder fits to the image), ``coder`` (patch-parallel KV-cached coding), ``profile`` (profile ``lossless``, id 48), ``train`` (``semcodec train-lossless``),
 ``bench`` (``semcodec lossless-bench``).
 
 Where this differs from the paper and why (a 2-core CPU instead of an A100 and a 7B LLM):
@@ -23,5 +24,8 @@ Where this differs from the paper and why (a 2-core CPU instead of an A100 and a
   four causal neighbours' residuals are embedded into every token;
 - HEIF/HEVC via pillow-heif stands in for BPG (both HEVC intra);
 - the pmf is computed exactly on a 64-value window around the mixture mean, the rest of the mass
-  is spread evenly (speed; exactness is unaffected).
+  is spread evenly (speed; exactness is unaffected);
+- an addition, not in the paper: the encoder fits a small adapter of the mixture head to each image
+  (the backbone states do not depend on it, so one coding pass suffices) and sends it; it corrects
+  the small model's miscalibration on images unlike its JPEG-decoded training set.
 """

@@ -41,7 +41,7 @@ def _baseline(name: str, x: np.ndarray) -> tuple[bytes, np.ndarray]:
 
 
 def run_bench(data_dir: Path, quality: int | None, limit: int, out_json: Path | None,
-              weights: str | None, adapt_steps: int | None = None) -> dict:
+              weights: str | None, adapt_steps: int | None = None, save_dir: Path | None = None) -> dict:
     from ..container import parse_container
     from ..image_io import load_image
     from ..pipeline import compress, decode
@@ -68,6 +68,9 @@ def run_bench(data_dir: Path, quality: int | None, limit: int, out_json: Path | 
         t, c0 = time.perf_counter(), time.process_time()
         y = decode(blob, **opts).image
         row["dec_s"], row["dec_cpu_s"] = time.perf_counter() - t, time.process_time() - c0
+        if save_dir:  # keep the files, e.g. to decode them again in a fresh process
+            save_dir.mkdir(parents=True, exist_ok=True)
+            (save_dir / f"{f.stem}.smc").write_bytes(blob)
         row["load_avg"] = os.getloadavg()[0]
         if not np.array_equal(y, x):
             raise AssertionError(f"lossless profile is NOT exact on {f.name}")
@@ -107,6 +110,14 @@ def markdown(result: dict) -> str:
     lines.append(f"Ours: encode {m['enc_s']:.1f} s wall / {m['enc_cpu_s']:.1f} s CPU, decode {m['dec_s']:.1f} s wall"
                  f" / {m['dec_cpu_s']:.1f} s CPU mean (max decode {m['max_dec_s']:.1f} s wall,"
                  f" {m['max_dec_cpu_s']:.1f} s CPU) per image; exact on all {result['images']} images coded.")
+    lines += ["", "| image | JPEG-XL | ours | base | residual | adapter bytes | decode s (wall / CPU) | load |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {Path(r['image']).stem} | {r['JPEG-XL-lossless']:.3f} | {r['ours']:.3f} | {r['ours_base']:.3f}"
+                     f" | {r['ours_residual']:.3f} | {r.get('adapter_bytes', 0)} | {r['dec_s']:.0f} / {r['dec_cpu_s']:.0f}"
+                     f" | {r['load_avg']:.1f} |")
+    better = sum(r["ours"] < r["JPEG-XL-lossless"] for r in result["rows"])
+    lines += ["", f"Ours below JPEG-XL on {better} of {result['images']} images."]
     return "\n".join(lines)
 
 
@@ -118,10 +129,11 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="model folder (default: the packaged weights)")
     p.add_argument("--adapt-steps", type=int, default=None,
                    help="per-image head adapter fitting steps (default: the coder's; 0 = off)")
+    p.add_argument("--save-dir", default=None, help="keep every .smc file here")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     res = run_bench(Path(args.data), args.quality, args.limit, Path(args.json) if args.json else None,
-                    args.weights, args.adapt_steps)
+                    args.weights, args.adapt_steps, Path(args.save_dir) if args.save_dir else None)
     print(markdown(res))
     return 0

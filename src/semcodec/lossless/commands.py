@@ -1,4 +1,4 @@
-"""CLI subcommands of the lossless capability: ``train-lossless`` and ``lossless-bench``."""
+"""CLI subcommands of the lossless capability: ``train-lossless``, ``lossless-bench``, ``lossless-estimate``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from .estimate import cmd_estimate
+
+    return cmd_estimate(args)
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     from .bench import add_bench_arguments, cmd_bench
 
@@ -21,6 +27,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     b = sub.add_parser("lossless-bench", help="Kodak bpsp: classical lossless codecs vs the lossless profile")
     add_bench_arguments(b)
     b.set_defaults(func=cmd_bench)
+    e = sub.add_parser("lossless-estimate", help="teacher-forced bits of the lossless model (by channel, patch position)")
+    add_estimate_arguments(e)
+    e.set_defaults(func=_cmd_estimate)
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,3 +54,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-minutes", type=float, default=0)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--export-to", help="copy the best export here (e.g. src/semcodec/weights/lossless)")
+
+
+def add_estimate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--quality", default="50", help="comma-separated base qualities")
+    p.add_argument("--weights", default=None, help="model folder (default: the packaged weights)")
+    p.add_argument("--adapt-steps", type=int, default=None, help="adapter steps (default: the coder's; 0 = off)")

@@ -216,11 +216,9 @@ class ResidualLM(nn.Module):
 
         return seq(g), seq(x.long()), seq(xl.long())
 
-    def forward(self, x: torch.Tensor, xl: torch.Tensor, qidx: torch.Tensor, margin: int = 0,
-                adapter: HeadAdapter | None = None) -> torch.Tensor:
-        """Bits per subpixel of every pixel, shape (N_patches, p*p, 3). ``qidx`` (B,) quality indices."""
-        from .mixture import gmm_bits
-
+    def teacher_forced(self, x: torch.Tensor, xl: torch.Tensor, qidx: torch.Tensor,
+                       margin: int = 0) -> tuple[torch.Tensor, ...]:
+        """Backbone states of all positions at once: h (N, p², d) and x, x_l, r as (N, p², 3) long."""
         p = self.cfg.patch
         n_per = ((x.shape[2] - 2 * margin) // p) * ((x.shape[3] - 2 * margin) // p)
         g, xs, xls = self.patch_features(x, xl, margin)
@@ -229,7 +227,14 @@ class ResidualLM(nn.Module):
         q = qidx.repeat_interleave(n_per).view(-1, 1, 1).expand(-1, p, p)
         e = self.embed(g, xls, nbr, q).reshape(-1, p * p, self.d)
         h = self.backbone(inputs_embeds=e).last_hidden_state  # (N, L, d)
-        xs, xls, r = (t.reshape(-1, p * p, 3) for t in (xs, xls, r))
+        return (h, *(t.reshape(-1, p * p, 3) for t in (xs, xls, r)))
+
+    def forward(self, x: torch.Tensor, xl: torch.Tensor, qidx: torch.Tensor, margin: int = 0,
+                adapter: HeadAdapter | None = None) -> torch.Tensor:
+        """Bits per subpixel of every pixel, shape (N_patches, p*p, 3). ``qidx`` (B,) quality indices."""
+        from .mixture import gmm_bits
+
+        h, xs, xls, r = self.teacher_forced(x, xl, qidx, margin)
         bits = []
         for c in range(3):
             params = self.head(h, c, r[..., 0] if c else None, r[..., 1] if c == 2 else None, adapter)
