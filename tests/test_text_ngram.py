@@ -89,3 +89,38 @@ def test_lm_mix_round_trips_and_uses_the_ngram(tmp_path):
 
     plain = LMCacheArithmeticCoder(lm)
     assert sum(len(coder.encode(c)) for c in CAPTIONS) < 0.5 * sum(len(plain.encode(c)) for c in CAPTIONS)
+
+
+def test_lm_mix_bit_exact_in_fresh_process_and_across_threads(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import torch
+    from test_text_lm import CAPTIONS, _save_tiny
+
+    folder = _save_tiny(tmp_path / "lm")
+    lm = load_causal_lm(folder)
+    TokenNgram.fit([lm.encode_ids(c) for c in CAPTIONS * 3], lm.vocab, 4, lm.eos_id).save(folder / "ng.safetensors")
+    coder = LMMixArithmeticCoder(lm, TokenNgram.load(folder / "ng.safetensors"))
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = [coder.encode(t) for t in CAPTIONS]
+        torch.set_num_threads(2)
+        two = [coder.encode(t) for t in CAPTIONS]
+    finally:
+        torch.set_num_threads(old)
+    assert one == two
+    script = (
+        "import json,sys,torch\n"
+        "torch.set_num_threads(2)\n"
+        "from semcodec.text.lm import load_causal_lm\n"
+        "from semcodec.text.lmcoders import LMMixArithmeticCoder\n"
+        "from semcodec.text.token_ngram import TokenNgram\n"
+        f"c = LMMixArithmeticCoder(load_causal_lm({str(folder)!r}), TokenNgram.load({str(folder / 'ng.safetensors')!r}))\n"
+        "print(json.dumps([c.decode(bytes.fromhex(h)) for h in json.loads(sys.argv[1])]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, json.dumps([p.hex() for p in one])], capture_output=True,
+                         text=True, timeout=120, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == CAPTIONS
