@@ -97,6 +97,7 @@ def test_lm_mix_bit_exact_in_fresh_process_and_across_threads(tmp_path):
     import sys
 
     import torch
+
     from test_text_lm import CAPTIONS, _save_tiny
 
     folder = _save_tiny(tmp_path / "lm")
