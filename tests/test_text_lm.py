@@ -159,4 +159,4 @@ def test_shipped_caption_lm_compresses(shared_data):
         assert coder.decode(p) == t
         raw += 8 * len(t.encode())
         bits += 8 * (len(p) + 1)
-    assert 1 - bits / raw > 0.795  # incl. the coder id byte; the 6-gram baseline is ~0.80 on the full set
+    assert 1 - bits / raw > 0.80  # incl. the coder id byte; the 6-gram baseline is ~0.80 on the full set

@@ -46,7 +46,7 @@ BYTE_FREQS = np.ones(257, dtype=np.int64)  # 256 byte values + end
 MAX_TEXT_BYTES = 1 << 20
 
 #: sha256 of the shipped caption LM's weights (lm.weights_hash); decoding refuses any other weights
-CAPTION_LM_SHA256 = "71bfdcc5984dd6d2a5fbea56581cf058a1cfb204f31ed10ad70ecb858e105713"
+CAPTION_LM_SHA256 = "39a4482ec23ed996e25afd465b49c140f02b85ee140ed051f880b6c80b5bcc17"
 #: sha256 of the shipped token n-gram tables (TokenNgram.sha256) used by ``lm-mix``
 CAPTION_NGRAM_SHA256 = "5f4536aad5f6ba9d35398fddc24e79e72d202472e47856134247c00c6bff1f37"
 NGRAM_FILE = "ngram.safetensors"
@@ -262,7 +262,7 @@ class LMMixArithmeticCoder(LMArithmeticCoder):
 
     name = "lm-mix"
     coder_id = 15
-    ngram_lambda = 0.5
+    ngram_lambda = 0.3
     cache_lambda = 0.1
     cache_k = 50.0
 
