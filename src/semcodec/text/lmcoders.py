@@ -46,7 +46,7 @@ BYTE_FREQS = np.ones(257, dtype=np.int64)  # 256 byte values + end
 MAX_TEXT_BYTES = 1 << 20
 
 #: sha256 of the shipped caption LM's weights (lm.weights_hash); decoding refuses any other weights
-CAPTION_LM_SHA256 = "39a4482ec23ed996e25afd465b49c140f02b85ee140ed051f880b6c80b5bcc17"
+CAPTION_LM_SHA256 = "1c82af15202144016e9a0cebb2ccc976185357dcbb2b70f08931ec19ebfab563"
 #: sha256 of the shipped token n-gram tables (TokenNgram.sha256) used by ``lm-mix``
 CAPTION_NGRAM_SHA256 = "5f4536aad5f6ba9d35398fddc24e79e72d202472e47856134247c00c6bff1f37"
 NGRAM_FILE = "ngram.safetensors"
