@@ -90,6 +90,27 @@ def run_bench(data_dir: Path, quality: int | None, limit: int, out_json: Path | 
     return result
 
 
+def verify_saved(data_dir: Path, save_dir: Path, threads: int, weights: str | None) -> int:
+    """Decode every saved ``.smc`` in this (fresh) process with ``threads`` torch threads; assert exact."""
+    import torch
+
+    from ..image_io import load_image
+    from ..pipeline import decode
+
+    torch.set_num_threads(threads)
+    opts = {"weights": weights} if weights else {}
+    files = sorted(save_dir.glob("*.smc"))
+    for f in files:
+        c0 = time.process_time()
+        y = decode(f.read_bytes(), **opts).image
+        if not np.array_equal(y, load_image(str(data_dir / f"{f.stem}.png"))):
+            raise AssertionError(f"{f.name} does NOT decode to the original pixels with {threads} threads")
+        print(f"{f.stem}: exact ({threads} torch threads, fresh process, {time.process_time() - c0:.1f} s CPU)",
+              flush=True)
+    print(f"all {len(files)} files exact with {torch.get_num_threads()} torch threads")
+    return len(files)
+
+
 def summarise(rows: list[dict], quality: int | None) -> dict:
     keys = BASELINES + ["ours", "ours_base", "ours_residual", "enc_s", "dec_s", "enc_cpu_s", "dec_cpu_s"]
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
@@ -130,9 +151,15 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapt-steps", type=int, default=None,
                    help="per-image head adapter fitting steps (default: the coder's; 0 = off)")
     p.add_argument("--save-dir", default=None, help="keep every .smc file here")
+    p.add_argument("--verify", default=None, metavar="DIR",
+                   help="only decode the .smc files saved in DIR (this process, --threads) and check them")
+    p.add_argument("--threads", type=int, default=2, help="torch threads for --verify")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.verify:
+        verify_saved(Path(args.data), Path(args.verify), args.threads, args.weights)
+        return 0
     res = run_bench(Path(args.data), args.quality, args.limit, Path(args.json) if args.json else None,
                     args.weights, args.adapt_steps, Path(args.save_dir) if args.save_dir else None)
     print(markdown(res))
