@@ -228,6 +228,9 @@ def export(args: argparse.Namespace) -> None:
           if k != "lm_head.weight"}  # tied to transformer.wte.weight
     save_file(sd, str(out / "model.safetensors"), metadata={"step": str(state["step"])})
     shutil.copy(run / "tokenizer.json", out / "tokenizer.json")
+    shutil.copy(run / "train_config.json", out / "train_config.json")  # the lr cycles that really ran
+    if (run / "train.log").exists():
+        shutil.copy(run / "train.log", out / "train_log.jsonl")
     print(f"exported step {state['step']} to {out}")
 
 
