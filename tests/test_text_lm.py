@@ -20,6 +20,7 @@ from semcodec.text.lmcoders import (
     LMRankZipCoder,
 )
 from semcodec.text.train_lm import train_tokenizer
+from thread_counts import under_thread_counts
 
 CAPTIONS = [
     "A man riding a wave on top of a surfboard.",
@@ -85,15 +86,8 @@ def test_llama_through_hf_stepper(tmp_path):
 
 def test_one_vs_two_threads_bit_exact(tiny_lm):
     coder = LMArithmeticCoder(tiny_lm)
-    old = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = [coder.encode(t) for t in CAPTIONS]
-        torch.set_num_threads(2)
-        two = [coder.encode(t) for t in CAPTIONS]
-        assert [coder.decode(p) for p in one] == CAPTIONS
-    finally:
-        torch.set_num_threads(old)
+    one, two = under_thread_counts(lambda: [coder.encode(t) for t in CAPTIONS])
+    assert [coder.decode(p) for p in one] == CAPTIONS
     assert one == two
 
 

@@ -96,22 +96,14 @@ def test_lm_mix_bit_exact_in_fresh_process_and_across_threads(tmp_path):
     import subprocess
     import sys
 
-    import torch
-
     from test_text_lm import CAPTIONS, _save_tiny
+    from thread_counts import under_thread_counts
 
     folder = _save_tiny(tmp_path / "lm")
     lm = load_causal_lm(folder)
     TokenNgram.fit([lm.encode_ids(c) for c in CAPTIONS * 3], lm.vocab, 4, lm.eos_id).save(folder / "ng.safetensors")
     coder = LMMixArithmeticCoder(lm, TokenNgram.load(folder / "ng.safetensors"))
-    old = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = [coder.encode(t) for t in CAPTIONS]
-        torch.set_num_threads(2)
-        two = [coder.encode(t) for t in CAPTIONS]
-    finally:
-        torch.set_num_threads(old)
+    one, two = under_thread_counts(lambda: [coder.encode(t) for t in CAPTIONS])
     assert one == two
     script = (
         "import json,sys,torch\n"
