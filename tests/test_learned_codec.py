@@ -18,6 +18,7 @@ from semcodec.errors import FormatError, RateError
 from semcodec.image.learned.models import LicSmall, build_model, model_names
 from semcodec.image.learned.weights import load_lic, save_lic
 from semcodec.pipeline import compress, decode, target_bytes
+from thread_counts import under_thread_counts
 
 TINY = {"N": 16, "M": 24, "levels": 3, "scales": [1, 2], "up_width": 8, "up_depth": 2}
 
@@ -84,14 +85,7 @@ def test_rate_targets_and_monotone(use_tiny: Path, natural_image: np.ndarray) ->
 def test_bit_exact_fresh_process_and_threads(use_tiny: Path, natural_image: np.ndarray, tmp_path: Path) -> None:
     data = compress(natural_image, bpp=1.5, profile="lic")
     (tmp_path / "a.smc").write_bytes(data)
-    old = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = decode(data).image
-        torch.set_num_threads(2)
-        two = decode(data).image
-    finally:
-        torch.set_num_threads(old)
+    one, two = under_thread_counts(lambda: decode(data).image)
     assert _digest(one) == _digest(two)
     # one fresh process (only the lic modules imported): decode with 1 and 2 threads, re-encode
     code = """
@@ -200,12 +194,5 @@ def test_downscaled_decode_identical_for_1_and_2_threads(use_tiny: Path, natural
 
     params = [s for s in parse_container(data).streams if s.kind == StreamKind.PARAMS][0]
     assert unpack_params(PARAMS_SCHEMA, params.payload)["scale"] == 2
-    old = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = decode(data).image
-        torch.set_num_threads(2)
-        two = decode(data).image
-    finally:
-        torch.set_num_threads(old)
+    one, two = under_thread_counts(lambda: decode(data).image)
     assert _digest(one) == _digest(two)
