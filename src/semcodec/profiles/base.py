@@ -59,6 +59,12 @@ class Profile(ABC):
         """``None`` if the profile can run here, else a sentence saying what is missing and how to get it."""
         return None
 
+    @classmethod
+    def availability_for(cls, options: dict[str, Any]) -> str | None:
+        """Like :meth:`availability`, given the options the profile will be built with (e.g. a model
+        path passed explicitly makes the default weights unnecessary)."""
+        return cls.availability()
+
     def config(self) -> dict[str, Any]:
         """Everything decoding depends on (settings, model ids, weight hashes); hashed into the header."""
         return {"profile": self.name}

@@ -110,7 +110,7 @@ def get_profile(name: str, **options: Any) -> Profile:
         raise MissingComponentError(
             f"unknown profile {name!r}; available: {', '.join(sorted(_BY_NAME))}"
         ) from None
-    reason = cls.availability()
+    reason = cls.availability_for(options)
     if reason:
         raise MissingComponentError(f"profile {name!r} is not available here: {reason}")
     return _cached(cls, options)
@@ -125,7 +125,7 @@ def profile_for_id(profile_id: int, **options: Any) -> Profile:
             f"this file was written with profile id {profile_id}, which this build of semcodec does not know;"
             " decode it with the semcodec version that wrote it"
         )
-    reason = cls.availability()
+    reason = cls.availability_for(options)
     if reason:
         raise MissingComponentError(f"this file needs profile {cls.name!r}, not available here: {reason}")
     return _cached(cls, options)

@@ -103,6 +103,12 @@ class ResulicProfile(Profile):
         self._sched: CompressionAwareScheduler | None = None
 
     @classmethod
+    def availability_for(cls, options: dict[str, Any]) -> str | None:
+        if options.get("model") or options.get("vae"):  # an explicit diffusers model/VAE replaces TAEF2
+            return None
+        return cls.availability()
+
+    @classmethod
     def availability(cls) -> str | None:
         if os.environ.get(MODEL_ENV) or os.environ.get(VAE_ENV):
             return None
