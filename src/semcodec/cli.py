@@ -157,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    # CompressAI still calls torch.jit.script at import; the deprecation is theirs, not the user's concern
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*is deprecated", category=FutureWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

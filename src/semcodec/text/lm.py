@@ -87,6 +87,9 @@ def load_causal_lm(name_or_path: str | Path) -> LoadedLM:
         from transformers import AutoModelForCausalLM
     except ImportError as e:  # pragma: no cover
         raise MissingComponentError("transformers is required for LM text coders: pip install transformers") from e
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a 50 ms load should not print a progress bar into CLI output
     path = Path(name_or_path)
     try:
         model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=torch.float32,
