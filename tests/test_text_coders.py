@@ -131,3 +131,28 @@ def test_text_bench_file_set(tmp_path, capsys):
     assert "| raw" in out and "| huffman" in out
     rows = json.loads((tmp_path / "r.json").read_text())["rows"]
     assert rows[0]["bits"] == 8 * (len("A dog runs on the beach.") + len("Two cats sleep on a couch.") + 2)
+
+
+def test_stream_header_carries_id_and_text_check():
+    from semcodec.text.base import ID_ESCAPE, TextCoder, register_text_coder, stream_coder_id, text_check
+
+    text = "A man riding a wave on top of a surfboard."
+    stream = encode_text_stream(text, get_text_coder("zlib"))
+    assert stream_coder_id(stream) == get_text_coder("zlib").coder_id and stream[0] >> 4 == text_check(text)
+    for flip in range(4, 8):  # any wrong check nibble is caught
+        with pytest.raises(FormatError):
+            decode_text_stream(bytes([stream[0] ^ (1 << flip)]) + stream[1:])
+    with pytest.raises(FormatError):
+        decode_text_stream(bytes([ID_ESCAPE]) + stream[1:])
+
+    class TooLarge(TextCoder):
+        name, coder_id = "too-large", ID_ESCAPE
+
+        def encode(self, text: str) -> bytes:
+            return b""
+
+        def decode(self, data: bytes) -> str:
+            return ""
+
+    with pytest.raises(ValueError):
+        register_text_coder(TooLarge)

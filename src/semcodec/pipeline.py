@@ -132,8 +132,9 @@ def describe(data: bytes, max_pixels: int | None = None) -> dict[str, Any]:
                 from .text.base import _BY_ID, _load_all
 
                 _load_all()
-                coder = _BY_ID.get(s.payload[0]) if s.payload else None
-                entry["text_coder"] = coder.name if coder else f"id {s.payload[0]}"
+                cid = s.payload[0] & 0xF if s.payload else None
+                coder = _BY_ID.get(cid) if cid is not None else None
+                entry["text_coder"] = coder.name if coder else f"id {cid}"
             except Exception:  # info must never fail on an unknown coder
                 entry["text_coder"] = "unknown"
         streams.append(entry)

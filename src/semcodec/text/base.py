@@ -1,13 +1,20 @@
 """The text-coder contract and registry.
 
-A TEXT stream is self-describing: ``[coder id (1 byte)] [coder payload]``. Any reader can therefore
-turn a TEXT stream back into a string without knowing which profile wrote it, as long as it has the
-coder (and, for LM coders, the same model weights — their hash is part of the coder's identity).
+A TEXT stream is self-describing: one header byte, then the coder's payload::
+
+    header = coder id (low 4 bits, 0..14; 15 is reserved for a longer id) | check << 4
+    check  = CRC-32 of the UTF-8 text, low 4 bits, verified after decoding
+
+Any reader can therefore turn a TEXT stream back into a string without knowing which profile wrote
+it, as long as it has the coder (and, for LM coders, the same model weights, pinned by hash). The id
+needs only 4 bits, so the other 4 carry a checksum every coder gets for free: at ~70 bits per
+caption, a checksum byte of its own would cost the LM coders 5 %.
 """
 
 from __future__ import annotations
 
 import importlib
+import zlib
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -49,7 +56,13 @@ PREFERRED_TEXT_CODERS: list[str] = ["lm-mix", "lm-ac-cache", "lm-ac", "zlib"]
 _loaded = False
 
 
+#: coder ids fit the low nibble of the TEXT header; this value is kept for a future longer-id form
+ID_ESCAPE = 15
+
+
 def register_text_coder(cls: type[TextCoder]) -> type[TextCoder]:
+    if not 0 <= cls.coder_id < ID_ESCAPE:
+        raise ValueError(f"text coder id {cls.coder_id} outside 0..{ID_ESCAPE - 1}")
     if cls.coder_id in _BY_ID and _BY_ID[cls.coder_id] is not cls:
         raise ValueError(f"text coder id {cls.coder_id} registered twice")
     _BY_NAME[cls.name] = cls
@@ -96,17 +109,33 @@ def best_text_coder() -> TextCoder:
     return get_text_coder("zlib")
 
 
+def text_check(text: str) -> int:
+    """The 4-bit check stored in the TEXT header."""
+    return zlib.crc32(text.encode("utf-8", "surrogatepass")) & 0xF
+
+
+def stream_coder_id(payload: bytes) -> int:
+    """Coder id of a TEXT stream (FormatError if the header is missing or uses the reserved form)."""
+    if not payload:
+        raise FormatError("corrupted text stream: empty")
+    cid = payload[0] & 0xF
+    if cid == ID_ESCAPE:
+        raise FormatError("text stream uses an extended coder id this build of semcodec does not know")
+    return cid
+
+
 def encode_text_stream(text: str, coder: TextCoder | None = None) -> bytes:
     coder = coder or best_text_coder()
-    return bytes([coder.coder_id]) + coder.encode(text)
+    return bytes([coder.coder_id | text_check(text) << 4]) + coder.encode(text)
 
 
 def decode_text_stream(payload: bytes) -> str:
     _load_all()
-    if not payload:
-        raise FormatError("corrupted text stream: empty")
-    cls = _BY_ID.get(payload[0])
+    cid = stream_coder_id(payload)
+    cls = _BY_ID.get(cid)
     if cls is None:
-        raise FormatError(f"text stream uses unknown text coder id {payload[0]}")
-    coder = get_text_coder(cls.name)
-    return coder.decode(payload[1:])
+        raise FormatError(f"text stream uses unknown text coder id {cid}")
+    text = get_text_coder(cls.name).decode(payload[1:])
+    if text_check(text) != payload[0] >> 4:
+        raise FormatError("text stream checksum mismatch (corrupt data or a different model)")
+    return text

@@ -3,14 +3,15 @@
 Arithmetic coding ("language modelling is compression", Deletang et al. 2024; LLMZip, Valmeekam 2023)::
 
     text -> tokens t_1..t_n (byte-level fallback if the tokenizer can't) -> + EOS
-    BOS -> LM -> freqs_0 --code t_1--> LM -> freqs_1 --code t_2--> ... --code EOS--> check bits
+    BOS -> LM -> freqs_0 --code t_1--> LM -> freqs_1 --code t_2--> ... --code EOS--> [check bits]
     all symbols -> constriction range coder -> shortest decodable bytes (rangecode.py)
 
 The first coded symbol is the *mode* (tokens, or raw bytes when the tokenizer cannot reproduce the
-text exactly; the byte mode costs ~8 bits/byte but never loses text). The last is a CRC of
-(model hash, text) truncated to ``check_bits``: a corrupt payload or a different model fails loudly
-with FormatError instead of returning garbage. The decoder also re-encodes what it decoded and
-requires the canonical payload, which catches most corruption for free.
+text exactly; the byte mode costs ~8 bits/byte but never loses text). Integrity: the TEXT stream
+header carries a 4-bit CRC of the text for every coder (text/base.py), the shipped weights are pinned
+by hash, and the decoder re-encodes what it decoded and requires the canonical payload, which
+catches most corruption by itself. Coders whose model is not pinned (``hf-ac``) also code a 16-bit CRC
+of (model hash, text) after EOS, so a different model fails loudly instead of returning garbage.
 
 RankZip (Murai et al., "semantic communication with LLM-based compression"): replace each token by
 its rank under the LM (0 = most likely), write ranks as varints, DEFLATE them. Ranks are taken over
@@ -61,7 +62,9 @@ def _check(model_sha: str, text: str, bits: int) -> int:
 class _LMCoderBase(TextCoder):
     """Shared model handling: lazy loading, identity check, the deterministic token walk."""
 
-    check_bits: ClassVar[int] = 4
+    #: check symbol coded after EOS (CRC of model hash + text); 0 when the weights are pinned by hash,
+    #: since the TEXT stream header already carries a 4-bit CRC of the text (text/base.py)
+    check_bits: ClassVar[int] = 0
     #: unigram-cache mixture (0 = plain LM); tuned on held-out *training* paragraphs
     cache_lambda: ClassVar[float] = 0.0
     cache_k: ClassVar[float] = 50.0
@@ -201,8 +204,9 @@ class LMArithmeticCoder(_LMCoderBase):
             for b in [*text.encode("utf-8", "surrogatepass"), 256]:
                 syms.append(b)
                 rows.append(BYTE_FREQS)
-        syms.append(_check(self.lm.sha256, text, self.check_bits))
-        rows.append(np.ones(1 << self.check_bits, dtype=np.int64))
+        if self.check_bits:
+            syms.append(_check(self.lm.sha256, text, self.check_bits))
+            rows.append(np.ones(1 << self.check_bits, dtype=np.int64))
         return syms, rows
 
     def encode(self, text: str) -> bytes:
@@ -233,10 +237,11 @@ class LMArithmeticCoder(_LMCoderBase):
                 text = bytes(syms[1:-1]).decode("utf-8", "surrogatepass")
             except UnicodeDecodeError:
                 raise FormatError("corrupted text stream: invalid UTF-8") from None
-        syms.append(dec.decode(check_row))
-        rows.append(check_row)
-        if syms[-1] != _check(self.lm.sha256, text, self.check_bits):
-            raise FormatError("text stream checksum mismatch (corrupt data or a different language model)")
+        if self.check_bits:
+            syms.append(dec.decode(check_row))
+            rows.append(check_row)
+            if syms[-1] != _check(self.lm.sha256, text, self.check_bits):
+                raise FormatError("text stream checksum mismatch (corrupt data or a different language model)")
         if encode_symbols(syms, rows) != data:
             raise FormatError("corrupted text stream: payload is not the canonical encoding of its text")
         return text
@@ -263,7 +268,7 @@ class LMMixArithmeticCoder(LMArithmeticCoder):
     """
 
     name = "lm-mix"
-    coder_id = 15
+    coder_id = 6
     ngram_lambda = 0.3
     cache_lambda = 0.1
     cache_k = 50.0
