@@ -206,13 +206,15 @@ def test_text_stream_coder_byte_and_errors() -> None:
     payload = encode_text_stream(text)
     assert decode_text_stream(payload) == text
     raw = encode_text_stream(text, get_text_coder("raw"))
-    assert raw[0] == 0 and raw[1:] == text.encode("utf-8")
+    assert raw[0] & 0xF == 0 and raw[1:] == text.encode("utf-8")  # high nibble: 4-bit CRC of the text
     z = encode_text_stream(text, get_text_coder("zlib"))
-    assert z[0] == 1 and decode_text_stream(z) == text
+    assert z[0] & 0xF == 1 and decode_text_stream(z) == text
     with pytest.raises(FormatError, match="empty"):
         decode_text_stream(b"")
-    with pytest.raises(FormatError, match="unknown text coder id 250"):
-        decode_text_stream(b"\xfa abc")
+    with pytest.raises(FormatError, match="unknown text coder id 9"):
+        decode_text_stream(b"\xf9 abc")
+    with pytest.raises(FormatError, match="extended coder id"):
+        decode_text_stream(b"\x0f abc")
     with pytest.raises(FormatError, match="invalid UTF-8"):
         decode_text_stream(b"\x00\xff\xfe")
     with pytest.raises(FormatError):
