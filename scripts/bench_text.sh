@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Every number of BENCHMARKS.md `## Text channel`: one text-bench run per caption set, one thread.
-# usage: scripts/bench_text.sh OUTDIR   (needs ../shared/data or SEMCODEC_DATA; ~30 min on 2 CPU cores)
+# usage: scripts/bench_text.sh OUTDIR [PART,...]   (needs ../shared/data or SEMCODEC_DATA; ~30 min)
+# parts: coco_every25 long60 long coco_full (default all; run two part lists side by side on 2 cores)
 set -euo pipefail
-out=${1:?usage: scripts/bench_text.sh OUTDIR}
+out=${1:?usage: scripts/bench_text.sh OUTDIR [PART,...]}
+parts=",${2:-coco_every25,long60,long,coco_full},"
 mkdir -p "$out"
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-run() { local name=$1; shift; semcodec text-bench "$@" --json "$out/$name.json" 2>/dev/null | grep -v '^  done' > "$out/$name.txt"; cat "$out/$name.txt"; }
+run() { local name=$1; shift; [[ $parts == *",$name,"* ]] || return 0; semcodec text-bench "$@" --json "$out/$name.json" 2>/dev/null | grep -v '^  done' > "$out/$name.txt"; cat "$out/$name.txt"; }
 run coco_every25 --set coco-val --every 25                       # all coders, 1,001 captions
 run long60 --set long60                                          # all coders, 101 descriptions cut to 60 words
 run long --set long --coders zlib,brotli,lm-ac-cache,lm-mix      # full ~250-word descriptions
