@@ -139,3 +139,12 @@ def test_real_process_exit_code_and_no_traceback(tmp_path: Path) -> None:
     assert proc.returncode == FormatError.exit_code
     assert "Traceback" not in proc.stderr and "truncated" in proc.stderr
     assert not (tmp_path / "o.png").exists()
+
+
+def test_lazy_command_maps_results_to_exit_codes() -> None:
+    import argparse
+
+    from semcodec.lazy_command import lazy
+
+    assert lazy("builtins:repr")(argparse.Namespace()) == 0  # a non-int result (e.g. a path) means success
+    assert lazy("builtins:len")([1, 2, 3]) == 3  # an int result is the exit code

@@ -4,18 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
-
-    train(args)
-    return 0
-
-
-def _cmd_estimate(args: argparse.Namespace) -> int:
-    from .estimate import cmd_estimate
-
-    return cmd_estimate(args)
+from ..lazy_command import lazy
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -23,13 +12,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     t = sub.add_parser("train-lossless", help="train the lossless residual model (CPU, resumable)")
     add_train_arguments(t)
-    t.set_defaults(func=_cmd_train)
+    t.set_defaults(func=lazy("semcodec.lossless.train:train"))
     b = sub.add_parser("lossless-bench", help="Kodak bpsp: classical lossless codecs vs the lossless profile")
     add_bench_arguments(b)
     b.set_defaults(func=cmd_bench)
     e = sub.add_parser("lossless-estimate", help="teacher-forced bits of the lossless model (by channel, patch position)")
     add_estimate_arguments(e)
-    e.set_defaults(func=_cmd_estimate)
+    e.set_defaults(func=lazy("semcodec.lossless.estimate:cmd_estimate"))
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:

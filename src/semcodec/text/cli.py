@@ -4,17 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _bench(args: argparse.Namespace) -> int:
-    from .bench import run
-
-    return run(args)
-
-
-def _train(args: argparse.Namespace) -> int:
-    from .train_lm import run
-
-    return run(args)
+from ..lazy_command import lazy
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +13,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     b = sub.add_parser("text-bench", help="compare every text coder on a caption set (Murai et al. Table I)")
     bench_args(b)
-    b.set_defaults(func=_bench)
+    b.set_defaults(func=lazy("semcodec.text.bench:run"))
     t = sub.add_parser("train-caption-lm", help="train (resumable) or export the caption LM used by lm-ac")
     train_args(t)
-    t.set_defaults(func=_train)
+    t.set_defaults(func=lazy("semcodec.text.train_lm:run"))

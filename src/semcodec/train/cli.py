@@ -5,17 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _train(args: argparse.Namespace) -> int:
-    from .codec import _cmd
-
-    return _cmd(args)
-
-
-def _calibrate(args: argparse.Namespace) -> int:
-    from .codec import _cmd_calibrate
-
-    return _cmd_calibrate(args)
+from ..lazy_command import lazy
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -52,11 +42,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--export", help="after training, write model.safetensors + config.json here")
     p.add_argument("--export-only", action="store_true", help="only export --out/last.pt to --export")
     p.add_argument("-q", "--quiet", action="store_true")
-    p.set_defaults(func=_train)
+    p.set_defaults(func=lazy("semcodec.train.codec:_cmd"))
 
     c = sub.add_parser("calibrate-codec", help="choose the lic downscale per bpp range on held-out images")
     c.add_argument("weights", help="weights folder (config.json gets scale_policy)")
     c.add_argument("--data", help="images (default: ../shared/data/bsds500/val)")
     c.add_argument("--limit", type=int, default=10)
     c.add_argument("--json", help="also write the curves here")
-    c.set_defaults(func=_calibrate)
+    c.set_defaults(func=lazy("semcodec.train.codec:_cmd_calibrate"))
