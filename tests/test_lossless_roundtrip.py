@@ -8,11 +8,20 @@ import torch
 
 from lossless_tiny import load_tiny, small_image, tiny_model_dir
 from semcodec.container import StreamKind
-from semcodec.errors import RateError
+from semcodec.errors import FormatError, RateError
 from semcodec.lossless.adapter import HeadAdapter
 from semcodec.lossless.base_codec import encode_base
-from semcodec.lossless.coder import decode_residual, encode_residual
+from semcodec.lossless.coder import (
+    VERSION_ADAPTED,
+    VERSION_CB_ADAPTED,
+    VERSION_CB_PLAIN,
+    VERSION_PLAIN,
+    PatchStepper,
+    decode_residual,
+    encode_residual,
+)
 from semcodec.lossless.mixture import gmm_bits, integer_pmf, quantise_params
+from semcodec.lossless.model import neighbour_availability
 from semcodec.lossless.profile import LosslessProfile
 from semcodec.profiles.base import EncodeRequest
 
@@ -64,7 +73,7 @@ def test_coded_size_tracks_model_bits(model_dir):
     x = small_image(32, 32, seed=5)
     _, xl = encode_base(x, "heif", 50)
     payload = encode_residual(model, x, xl, 50, adapt_steps=0)
-    assert payload[0] == 1
+    assert payload[0] == VERSION_CB_PLAIN
     bits = _model_bits(model, x, xl)
     coded = 8 * (len(payload) - 5)
     assert 0.9 * bits < coded < 1.1 * bits + 64, (coded, bits)
@@ -77,7 +86,7 @@ def test_adapter_is_sent_used_and_saves_bits(model_dir):
     _, xl = encode_base(x, "heif", 50)
     plain = encode_residual(model, x, xl, 50, adapt_steps=0)
     payload = encode_residual(model, x, xl, 50, adapt_steps=30)
-    assert payload[0] == 2 and len(payload) < len(plain)
+    assert payload[0] == VERSION_CB_ADAPTED and len(payload) < len(plain)
     alen = int.from_bytes(payload[5:7], "big")
     adapter = HeadAdapter.from_bytes(payload[7 : 7 + alen], model.d, model.head.k)
     assert any(bool(t.abs().sum() > 0) for t in adapter.tensors())
@@ -86,7 +95,7 @@ def test_adapter_is_sent_used_and_saves_bits(model_dir):
     assert 0.9 * bits < coded < 1.1 * bits + 64, (coded, bits)
     assert bits < 0.95 * _model_bits(model, x, xl)
     assert np.array_equal(decode_residual(model, xl, 50, payload), x)
-    assert np.array_equal(decode_residual(model, xl, 50, plain), x)  # version-1 streams still decode
+    assert np.array_equal(decode_residual(model, xl, 50, plain), x)  # streams without adapter still decode
     assert HeadAdapter.from_bytes(adapter.to_bytes(), model.d, model.head.k).to_bytes() == adapter.to_bytes()
 
 
@@ -113,3 +122,53 @@ def test_estimate_reports_bits_by_position_and_adapter_gain(model_dir):
     assert set(out["residual"]) >= {"bpsp", "RGB", "first_pixel", "first_row", "first_col", "interior"}
     assert out["adapted"]["bpsp"] < out["residual"]["bpsp"] and out["adapter_bytes"] > 0
     assert out["total_bpsp"] == round(out["base_bpsp"] + out["adapted"]["bpsp"], 4)
+
+
+def test_patch_local_order_still_codes_and_orders_do_not_mix(tmp_path):
+    """Models without the checkerboard (the first release) write versions 1/2; a stream of the other order is refused."""
+    local = load_tiny(tiny_model_dir(tmp_path, checkerboard=False))
+    cb = load_tiny(tiny_model_dir(tmp_path / "cb"))
+    x = small_image(18, 21, seed=2)
+    _, xl = encode_base(x, "heif", 50)
+    for model, versions in ((local, (VERSION_PLAIN, VERSION_ADAPTED)), (cb, (VERSION_CB_PLAIN, VERSION_CB_ADAPTED))):
+        for steps, version in zip((0, 10), versions, strict=True):
+            payload = encode_residual(model, x, xl, 50, adapt_steps=steps)
+            assert payload[0] == version
+            assert np.array_equal(decode_residual(model, xl, 50, payload), x)
+    with pytest.raises(FormatError, match="coding order"):
+        decode_residual(cb, xl, 50, encode_residual(local, x, xl, 50, adapt_steps=0))
+
+
+def test_checkerboard_availability_table():
+    """Phase 0 sees only its own patch's causal pixels; phase 1 also the edge-adjacent (phase-0) patches."""
+    p = 4
+    a0, a1 = neighbour_availability(p, 6, 0), neighbour_availability(p, 6, 1)
+    assert not a0[:, :, 4:].any() and not a0[0, :, 1].any() and not a0[:, 0, 0].any()  # no right/down/outside
+    assert a1[:, :, :2].all() and a1[:, p - 1, 4].all() and a1[p - 1, :, 5].all()  # left/up/right/down edges
+    assert not a1[0, 0, 2] and not a1[0, p - 1, 3]  # diagonal patches share phase 1: not decoded yet
+    assert bool(a1[1, 0, 2]) and not a1[1, 1, 4]  # up-left in the left patch; right inside the patch is future
+
+
+def test_coder_contexts_equal_training_contexts(model_dir):
+    """The coder's KV-cached, phase-by-phase backbone states equal teacher forcing on the whole image.
+
+    This is what makes the trained cross-entropy the coded size: both read the same neighbours.
+    """
+    model = load_tiny(model_dir)
+    assert model.cfg.checkerboard
+    x = small_image(16, 20, seed=7)
+    _, xl = encode_base(x, "heif", 50)
+    t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].contiguous()  # noqa: E731
+    with torch.no_grad():
+        h_tf = model.teacher_forced(t(x), t(xl), torch.tensor([model.quality_index(50)]))[0]
+        st = PatchStepper(model, xl, 50)
+        xs = st.pad_image(x)
+        h_cd = torch.zeros_like(h_tf)
+        for ph in st.phases():
+            sel = st.begin(ph)
+            for k in range(st.p * st.p):
+                i, j = divmod(k, st.p)
+                h_cd[sel, k] = st.step(k)
+                st.record(k, xs[sel, i, j] - st.xl[sel, i, j])
+    assert len(st.phases()) == 2
+    assert torch.allclose(h_cd, h_tf, atol=1e-4), float((h_cd - h_tf).abs().max())

@@ -20,6 +20,10 @@ h does not depend on the head, so the decoder's states are the same and it appli
 
 RESIDUAL stream payload, version 1: ``[1][CRC32 of the original pixels, 4 bytes BE][ANS words, u32 LE]``;
 version 2: ``[2][CRC32][adapter length, 2 bytes BE][adapter (zlib int8)][ANS words, u32 LE]``.
+Versions 3 and 4 are laid out like 1 and 2 but coded in the checkerboard order (a model with
+``checkerboard``: first every patch with (row + column) even, then the others, which see their
+decoded neighbours across the patch borders); a stream whose order does not match the weights'
+is a :class:`~semcodec.errors.FormatError`.
 The CRC makes any corruption a :class:`~semcodec.errors.FormatError` instead of a wrong image.
 """
 
@@ -35,13 +39,27 @@ from ..determinism import fixed_threads
 from ..errors import FormatError
 from .adapter import HeadAdapter, fit_adapter
 from .mixture import integer_pmf, quantise_params
-from .model import UNAVAILABLE, ResidualLM
+from .model import OFFSETS, UNAVAILABLE, ResidualLM
 
-VERSION_PLAIN, VERSION_ADAPTED = 1, 2
+VERSION_PLAIN, VERSION_ADAPTED = 1, 2  # patch-local coding order (models without checkerboard)
+VERSION_CB_PLAIN, VERSION_CB_ADAPTED = 3, 4  # two-phase checkerboard order
+
+
+def stream_versions(model: ResidualLM) -> tuple[int, int]:
+    """(plain, adapted) version bytes of the streams this model writes: they name its coding order."""
+    return (VERSION_CB_PLAIN, VERSION_CB_ADAPTED) if model.cfg.checkerboard else (VERSION_PLAIN, VERSION_ADAPTED)
+
 DEFAULT_ADAPT_STEPS = 200  # Adam steps of the per-image head adapter (0: trained head as it is)
 
 class PatchStepper:
-    """State of one image being coded: conv features, base pixels, decoded residuals, KV cache."""
+    """State of one image being coded: conv features, base pixels, decoded residuals, KV cache.
+
+    Patches are coded in phases (one phase, or the two colours of a checkerboard, see
+    :meth:`ResidualLM.phases`); inside a phase all its patches advance together, one pixel per step.
+    Decoded residual codes live in one image-sized buffer (with a 1-pixel UNAVAILABLE border), so a
+    pixel's neighbours are read from wherever they were decoded and then masked by the model's
+    availability table, exactly as in training (:meth:`ResidualLM.neighbour_codes`).
+    """
 
     def __init__(self, model: ResidualLM, xl: np.ndarray, quality: int) -> None:
         p = model.cfg.patch
@@ -55,14 +73,30 @@ class PatchStepper:
         self.xl = self._patches(xlp).long()  # (N,p,p,3)
         self.valid = self._patches(valid)[..., 0]  # (N,p,p) bool
         self.n = self.xl.shape[0]
+        nh, nw = hp // p, wp // p
         self.q = torch.full((self.n,), model.quality_index(quality), dtype=torch.long)
-        self.rbuf = torch.full((self.n, p + 1, p + 2, 3), UNAVAILABLE, dtype=torch.long)
+        self.phase_of = model.phases(nh, nw)  # (N,)
+        self.codes = torch.full((hp + 2, wp + 2, 3), UNAVAILABLE, dtype=torch.long)
+        idx = torch.arange(self.n)
+        self.oy, self.ox = (idx // nw) * p + 1, (idx % nw) * p + 1  # patch origins in the code buffer
+        self.sel = idx
+        self.avail = model.availability(0)
         self.cache = None
 
     def _patches(self, t: torch.Tensor) -> torch.Tensor:
         b, c, h, w = t.shape
         p = self.p
         return t.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1).reshape(-1, p, p, c)
+
+    def phases(self) -> list[int]:
+        return sorted({int(v) for v in self.phase_of})
+
+    def begin(self, phase: int) -> torch.Tensor:
+        """Start a phase: its patches (indices into the N patches) and a fresh KV cache."""
+        self.sel = torch.nonzero(self.phase_of == phase)[:, 0]
+        self.avail = self.model.availability(phase)
+        self.cache = None
+        return self.sel
 
     def pad_image(self, x: np.ndarray) -> torch.Tensor:
         """Original pixels as patches; padding pixels equal the (padded) base, i.e. residual 0."""
@@ -71,10 +105,14 @@ class PatchStepper:
         return torch.where(self.valid[..., None], xs, self.xl)
 
     def step(self, t: int) -> torch.Tensor:
+        """Backbone state of pixel t of every patch of the current phase, (n_sel, d)."""
         i, j = divmod(t, self.p)
-        rb = self.rbuf
-        nbr = torch.stack([rb[:, i + 1, j], rb[:, i, j + 1], rb[:, i, j], rb[:, i, j + 2]], 1)
-        e = self.model.embed(self.g[:, i, j], self.xl[:, i, j], nbr, self.q)[:, None]
+        s = self.sel
+        y, x = self.oy[s] + i, self.ox[s] + j
+        nb = self.model.n_nbr
+        nbr = torch.stack([self.codes[y + dy, x + dx] for dy, dx in OFFSETS[:nb]], 1)  # (n_sel, nb, 3)
+        nbr = torch.where(self.avail[i, j].view(1, nb, 1), nbr, torch.full((), UNAVAILABLE, dtype=torch.long))
+        e = self.model.embed(self.g[s, i, j], self.xl[s, i, j], nbr, self.q[s])[:, None]
         out = self.model.backbone(inputs_embeds=e, past_key_values=self.cache, use_cache=True)
         self.cache = out.past_key_values
         return out.last_hidden_state[:, 0]
@@ -84,8 +122,9 @@ class PatchStepper:
                                                 adapter))
 
     def record(self, t: int, r: torch.Tensor) -> None:
+        """Store the residuals (n_sel, 3) of pixel t of the current phase's patches."""
         i, j = divmod(t, self.p)
-        self.rbuf[:, i + 1, j + 1] = (r + 255).clamp(0, 510)
+        self.codes[self.oy[self.sel] + i, self.ox[self.sel] + j] = (r + 255).clamp(0, 510)
 
 
 def _categorical():
@@ -106,35 +145,46 @@ def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: i
     with fixed_threads(1), torch.no_grad():
         st = PatchStepper(model, xl, quality)
         xs = st.pad_image(x)
-        hs, rs = [], []
-        for t in range(st.p * st.p):
-            i, j = divmod(t, st.p)
-            hs.append(st.step(t))
-            rs.append(xs[:, i, j] - st.xl[:, i, j])
-            st.record(t, rs[-1])
+        L = st.p * st.p
+        runs = []  # per phase: (patch indices, backbone states per step, residuals per step)
+        for ph in st.phases():
+            sel = st.begin(ph)
+            hs, rs = [], []
+            for t in range(L):
+                i, j = divmod(t, st.p)
+                hs.append(st.step(t))
+                rs.append(xs[sel, i, j] - st.xl[sel, i, j])
+                st.record(t, rs[-1])
+            runs.append((sel, hs, rs))
         adapter = None
-        if adapt_steps > 0:
-            m = st.valid.reshape(st.n, -1)  # token t of a patch is pixel divmod(t, p)
-            adapter = fit_adapter(model, torch.stack(hs, 1)[m], torch.stack(rs, 1)[m],
-                                  xs.reshape(st.n, -1, 3)[m], st.xl.reshape(st.n, -1, 3)[m], adapt_steps)
-        steps = [[st.params(hs[t], c, rs[t], adapter) for c in range(3)] for t in range(st.p * st.p)]
-        del hs
+        if adapt_steps > 0:  # token t of a patch is pixel divmod(t, p)
+            hh, rr, xx, ll = [], [], [], []
+            for sel, hs, rs in runs:
+                m = st.valid[sel].reshape(len(sel), -1)
+                hh.append(torch.stack(hs, 1)[m])
+                rr.append(torch.stack(rs, 1)[m])
+                xx.append(xs[sel].reshape(len(sel), -1, 3)[m])
+                ll.append(st.xl[sel].reshape(len(sel), -1, 3)[m])
+            adapter = fit_adapter(model, *(torch.cat(v) for v in (hh, rr, xx, ll)), adapt_steps)
         coder = constriction.stream.stack.AnsCoder()
         fam = _categorical()
-        for t in reversed(range(st.p * st.p)):
-            i, j = divmod(t, st.p)
-            m = st.valid[:, i, j]
-            if not bool(m.any()):
-                continue
-            for c in (2, 1, 0):
-                pmf = integer_pmf(steps[t][c][m], st.xl[m, i, j, c]).numpy()
-                coder.encode_reverse(xs[m, i, j, c].to(torch.int32).numpy(), fam, pmf)
+        for sel, hs, rs in reversed(runs):  # ANS is a stack: push in reverse decoding order
+            for t in reversed(range(L)):
+                i, j = divmod(t, st.p)
+                m = st.valid[sel, i, j]
+                if not bool(m.any()):
+                    continue
+                for c in (2, 1, 0):
+                    q = st.params(hs[t], c, rs[t], adapter)
+                    pmf = integer_pmf(q[m], st.xl[sel[m], i, j, c]).numpy()
+                    coder.encode_reverse(xs[sel[m], i, j, c].to(torch.int32).numpy(), fam, pmf)
     words = coder.get_compressed().astype("<u4").tobytes()
     crc = struct.pack(">I", image_crc(x))
+    plain, adapted = stream_versions(model)
     if adapter is None:
-        return bytes([VERSION_PLAIN]) + crc + words
+        return bytes([plain]) + crc + words
     ad = adapter.to_bytes()
-    return bytes([VERSION_ADAPTED]) + crc + struct.pack(">H", len(ad)) + ad + words
+    return bytes([adapted]) + crc + struct.pack(">H", len(ad)) + ad + words
 
 
 def decode_residual(model: ResidualLM, xl: np.ndarray, quality: int, payload: bytes) -> np.ndarray:
@@ -142,11 +192,16 @@ def decode_residual(model: ResidualLM, xl: np.ndarray, quality: int, payload: by
     import constriction
 
     h, w = xl.shape[:2]
-    if len(payload) < 5 or payload[0] not in (VERSION_PLAIN, VERSION_ADAPTED):
+    plain, adapted = stream_versions(model)
+    if len(payload) < 5 or payload[0] not in (VERSION_PLAIN, VERSION_ADAPTED, VERSION_CB_PLAIN, VERSION_CB_ADAPTED):
         raise FormatError("lossless: malformed residual stream header")
+    if payload[0] not in (plain, adapted):
+        raise FormatError(f"lossless: residual stream version {payload[0]} was written by a model with another"
+                          f" coding order than these weights ({plain}/{adapted}); decode it with the weights it was"
+                          " made with")
     (crc,) = struct.unpack(">I", payload[1:5])
     start, adapter = 5, None
-    if payload[0] == VERSION_ADAPTED:
+    if payload[0] == adapted:
         if len(payload) < 7:
             raise FormatError("lossless: residual stream too short for its adapter")
         (alen,) = struct.unpack(">H", payload[5:7])
@@ -168,23 +223,25 @@ def decode_residual(model: ResidualLM, xl: np.ndarray, quality: int, payload: by
     with fixed_threads(1), torch.no_grad():
         st = PatchStepper(model, xl, quality)
         out = st.xl.clone()
-        for t in range(st.p * st.p):
-            i, j = divmod(t, st.p)
-            hid = st.step(t)
-            m = st.valid[:, i, j]
-            r = torch.zeros(st.n, 3, dtype=torch.long)
-            for c in range(3):
-                q = st.params(hid, c, r, adapter)
-                if bool(m.any()):
-                    pmf = integer_pmf(q[m], st.xl[m, i, j, c]).numpy()
-                    try:
-                        sym = coder.decode(fam, pmf)
-                    except Exception as e:  # noqa: BLE001
-                        raise FormatError(f"lossless: residual stream does not decode ({e})") from None
-                    xv = torch.from_numpy(np.asarray(sym, dtype=np.int64))
-                    out[m, i, j, c] = xv
-                    r[m, c] = xv - st.xl[m, i, j, c]
-            st.record(t, r)
+        for ph in st.phases():
+            sel = st.begin(ph)
+            for t in range(st.p * st.p):
+                i, j = divmod(t, st.p)
+                hid = st.step(t)
+                m = st.valid[sel, i, j]
+                r = torch.zeros(len(sel), 3, dtype=torch.long)
+                for c in range(3):
+                    q = st.params(hid, c, r, adapter)
+                    if bool(m.any()):
+                        pmf = integer_pmf(q[m], st.xl[sel[m], i, j, c]).numpy()
+                        try:
+                            sym = coder.decode(fam, pmf)
+                        except Exception as e:  # noqa: BLE001
+                            raise FormatError(f"lossless: residual stream does not decode ({e})") from None
+                        xv = torch.from_numpy(np.asarray(sym, dtype=np.int64))
+                        out[sel[m], i, j, c] = xv
+                        r[m, c] = xv - st.xl[sel[m], i, j, c]
+                st.record(t, r)
     if not coder.is_empty():
         raise FormatError("lossless: residual stream has trailing data")
     p = st.p

@@ -27,6 +27,7 @@ peft LoRA adapter plugs in the same way (``backbone_pretrained`` + ``lora``).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,8 +39,31 @@ from torch import nn
 from ..errors import MissingComponentError
 from .adapter import HeadAdapter
 
-UNAVAILABLE = 511  # residual code of a neighbour outside the patch (residual codes are r + 255)
-NEIGHBOURS = 4  # left, up, up-left, up-right
+UNAVAILABLE = 511  # residual code of a neighbour not (yet) decoded (residual codes are r + 255)
+# neighbour offsets (dy, dx): left, up, up-left, up-right, and (checkerboard only) right, down
+OFFSETS = ((0, -1), (-1, 0), (-1, -1), (-1, 1), (0, 1), (1, 0))
+NEIGHBOURS = 4  # neighbours of the patch-local (version 1) model
+
+
+@functools.lru_cache(maxsize=16)
+def neighbour_availability(p: int, n_nbr: int, phase: int) -> torch.Tensor:
+    """(p, p, n_nbr) bool: may pixel (i, j) of a patch of ``phase`` use neighbour k?
+
+    Inside the patch: the causal neighbours (raster order). Outside it: only in phase 1 of the
+    checkerboard (the "white" patches, coded after all "black" ones), and only neighbours lying in
+    the four edge-adjacent patches, which are black; diagonal patches are white, hence not decoded.
+    The same table drives training (teacher forcing) and coding, so both see identical contexts.
+    """
+    t = torch.zeros(p, p, n_nbr, dtype=torch.bool)
+    for i in range(p):
+        for j in range(p):
+            for k, (dy, dx) in enumerate(OFFSETS[:n_nbr]):
+                y, x = i + dy, j + dx
+                if 0 <= y < p and 0 <= x < p:
+                    t[i, j, k] = dy < 0 or (dy == 0 and dx < 0)
+                else:
+                    t[i, j, k] = phase == 1 and (int(not 0 <= y < p) + int(not 0 <= x < p)) == 1
+    return t
 
 
 @dataclass
@@ -59,6 +83,13 @@ class LosslessConfig:
     )
     backbone_pretrained: str | None = None  # local HF folder of a pretrained causal LM (no hub access)
     lora: dict[str, Any] | None = None  # peft.LoraConfig kwargs, used with backbone_pretrained
+    # two-phase checkerboard of patches: the second phase sees the first phase's residuals across
+    # patch borders (right and down neighbours too); False = every patch sees only itself (version 1)
+    checkerboard: bool = True
+
+    @property
+    def neighbours(self) -> int:
+        return len(OFFSETS) if self.checkerboard else NEIGHBOURS
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -66,6 +97,7 @@ class LosslessConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LosslessConfig:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known.setdefault("checkerboard", False)  # configs written before the checkerboard existed
         return cls(**known)
 
 
@@ -163,9 +195,11 @@ class ResidualLM(nn.Module):
         d = int(self.backbone.config.hidden_size)
         self.d = d
         self.glob = GlobalEmbedding(cfg.conv_channels, cfg.conv_layers, d)
-        # one table: 3×256 lossy values, then NEIGHBOURS×3×512 residual codes
-        self.tok = nn.Embedding(3 * 256 + NEIGHBOURS * 3 * 512, d)
-        self.res_lin = nn.Linear(NEIGHBOURS * 3, d)
+        nb = cfg.neighbours
+        self.n_nbr = nb
+        # one table: 3×256 lossy values, then nb×3×512 residual codes
+        self.tok = nn.Embedding(3 * 256 + nb * 3 * 512, d)
+        self.res_lin = nn.Linear(nb * 3, d)
         self.qual = nn.Embedding(len(cfg.qualities), d)
         self.head = ChannelHead(d, cfg.mixtures)
         nn.init.normal_(self.tok.weight, std=0.02)
@@ -178,10 +212,11 @@ class ResidualLM(nn.Module):
 
     # ---- token embedding shared by training and coding -------------------------------------
     def embed(self, g: torch.Tensor, xl: torch.Tensor, nbr: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        """g (...,d) conv features; xl (...,3) long; nbr (...,NEIGHBOURS,3) residual codes; q (...) long."""
+        """g (...,d) conv features; xl (...,3) long; nbr (...,n_nbr,3) residual codes; q (...) long."""
         off = torch.arange(3) * 256
         idx_l = xl + off
-        noff = 3 * 256 + (torch.arange(NEIGHBOURS * 3) * 512).view(NEIGHBOURS, 3)
+        nb = self.n_nbr
+        noff = 3 * 256 + (torch.arange(nb * 3) * 512).view(nb, 3)
         idx_r = (nbr + noff).flatten(-2)
         idx = torch.cat([idx_l, idx_r], -1)
         e = self.tok(idx).sum(-2)
@@ -190,17 +225,37 @@ class ResidualLM(nn.Module):
         return g + e + self.res_lin(scal.flatten(-2)) + self.qual(q)
 
     # ---- training: teacher-forced, all positions at once -------------------------------------
-    @staticmethod
-    def neighbour_codes(r: torch.Tensor) -> torch.Tensor:
-        """r (B,p,p,3) long residuals of patches -> (B,p,p,NEIGHBOURS,3) causal neighbour codes."""
-        b, p, _, c = r.shape
-        buf = torch.full((b, p + 1, p + 2, c), UNAVAILABLE, dtype=torch.long)
-        buf[:, 1:, 1 : p + 1] = (r + 255).clamp(0, 510)
-        left = buf[:, 1:, 0:p]
-        up = buf[:, 0:p, 1 : p + 1]
-        ul = buf[:, 0:p, 0:p]
-        ur = buf[:, 0:p, 2 : p + 2]
-        return torch.stack([left, up, ul, ur], -2)
+    def availability(self, phase: int) -> torch.Tensor:
+        """:func:`neighbour_availability` of this model's patch size and neighbour set."""
+        return neighbour_availability(self.cfg.patch, self.n_nbr, phase)
+
+    def phases(self, nh: int, nw: int) -> torch.Tensor:
+        """Phase (0 or 1) of each of nh×nw patches in raster order: checkerboard or all 0."""
+        if not self.cfg.checkerboard:
+            return torch.zeros(nh * nw, dtype=torch.long)
+        a, b = torch.meshgrid(torch.arange(nh), torch.arange(nw), indexing="ij")
+        return ((a + b) % 2).flatten()
+
+    def neighbour_codes(self, r: torch.Tensor, margin: int) -> torch.Tensor:
+        """r (B,3,H+2m,W+2m) long residuals -> (N, p, p, n_nbr, 3) neighbour codes of all patches.
+
+        Neighbours are read from the whole crop (the margin supplies real context beyond the
+        border), then masked by the phase of each patch (:func:`neighbour_availability`).
+        """
+        p, nb = self.cfg.patch, self.n_nbr
+        b, _, hh, ww = r.shape
+        codes = (r + 255).clamp(0, 510).permute(0, 2, 3, 1)  # (B, H', W', 3)
+        buf = torch.full((b, hh + 2, ww + 2, 3), UNAVAILABLE, dtype=torch.long)
+        buf[:, 1:-1, 1:-1] = codes
+        h, w = hh - 2 * margin, ww - 2 * margin
+        y0 = x0 = margin + 1
+        views = [buf[:, y0 + dy : y0 + dy + h, x0 + dx : x0 + dx + w] for dy, dx in OFFSETS[:nb]]
+        nbr = torch.stack(views, -2)  # (B, h, w, nb, 3)
+        nh, nw = h // p, w // p
+        nbr = nbr.reshape(b, nh, p, nw, p, nb, 3).permute(0, 1, 3, 2, 4, 5, 6).reshape(-1, p, p, nb, 3)
+        phase = self.phases(nh, nw).repeat(b)
+        avail = torch.stack([self.availability(0), self.availability(1)])[phase]  # (N, p, p, nb)
+        return torch.where(avail[..., None], nbr, torch.full((), UNAVAILABLE, dtype=torch.long))
 
     def patch_features(self, x: torch.Tensor, xl: torch.Tensor, margin: int = 0) -> tuple[torch.Tensor, ...]:
         """Split into patch sequences. x, xl (B,3,H+2m,W+2m) uint8; features use the margin as context."""
@@ -223,7 +278,7 @@ class ResidualLM(nn.Module):
         n_per = ((x.shape[2] - 2 * margin) // p) * ((x.shape[3] - 2 * margin) // p)
         g, xs, xls = self.patch_features(x, xl, margin)
         r = xs - xls
-        nbr = self.neighbour_codes(r)
+        nbr = self.neighbour_codes(x.long() - xl.long(), margin)
         q = qidx.repeat_interleave(n_per).view(-1, 1, 1).expand(-1, p, p)
         e = self.embed(g, xls, nbr, q).reshape(-1, p * p, self.d)
         h = self.backbone(inputs_embeds=e).last_hidden_state  # (N, L, d)
