@@ -60,13 +60,46 @@ def tiny_lm(tiny):
 
 
 def test_gpt2_stepper_matches_hf_forward(tiny_lm):
+    """Within int8 weight rounding of HF's full forward (a wrong head, mask or fold is off by ~0.3)."""
     fast, ref = GPT2Stepper(tiny_lm.model), HFStepper(tiny_lm.model)
     ids = [0, 5, 17, 200, 3, 9]
     with torch.inference_mode():
         full = tiny_lm.model(input_ids=torch.tensor([ids])).logits[0].numpy()
     for i, t in enumerate(ids):
         a, b = fast.step(t), ref.step(t)
-        assert np.abs(a - full[i]).max() < 1e-4 and np.abs(b - full[i]).max() < 1e-4
+        assert np.abs(a - full[i]).max() < 0.01 and np.abs(b - full[i]).max() < 1e-4
+
+
+def _reference_step(st: GPT2Stepper, ids: list[int]) -> np.ndarray:
+    """Float64 numpy forward over the stepper's own (dequantised, folded) matrices: the kernel's maths."""
+    wa, sa, ba, wp, sp, bp, wf, sf, bf, wo, so, bo = (np.asarray(a, np.float64) for a in st.layers)
+    x = np.asarray(st.wte, np.float64)[ids] + np.asarray(st.wpe, np.float64)[: len(ids)]
+    n, d, h = len(ids), st.d, st.h
+
+    def norm(v):
+        c = v - v.mean(-1, keepdims=True)
+        return c / np.sqrt((c * c).mean(-1, keepdims=True) + float(st.eps))
+
+    for i in range(wa.shape[0]):
+        qkv = norm(x) @ (wa[i] * sa[i]) + ba[i]
+        q, k, v = (qkv[:, j * d:(j + 1) * d].reshape(n, h, -1).transpose(1, 0, 2) for j in range(3))
+        sc = q @ k.transpose(0, 2, 1) + np.triu(np.full((n, n), -np.inf), 1)
+        e = np.exp(sc - sc.max(-1, keepdims=True))
+        att = ((e / e.sum(-1, keepdims=True)) @ v).transpose(1, 0, 2).reshape(n, d)
+        x = x + att @ (wp[i] * sp[i]) + bp[i]
+        u = norm(x) @ (wf[i] * sf[i]) + bf[i]
+        x = x + (0.5 * u * (1 + np.tanh(np.sqrt(2 / np.pi) * (u + 0.044715 * u ** 3)))) @ (wo[i] * so[i]) + bo[i]
+    return norm(x) @ (np.asarray(st.w_out, np.float64) * st.s_out) + st.b_out
+
+
+def test_gpt2_kernel_matches_float64_reference(tiny_lm):
+    st = GPT2Stepper(tiny_lm.model)
+    ids = [0, 5, 17, 200, 3, 9, 9, 311]
+    full = _reference_step(st, ids)
+    for i, t in enumerate(ids):
+        assert np.abs(st.step(t) - full[i]).max() < 1e-5
+    with pytest.raises(ValueError, match="vocabulary"):
+        st.step(320)
 
 
 @pytest.mark.parametrize("cls", [LMArithmeticCoder, LMCacheArithmeticCoder, LMRankZipCoder])

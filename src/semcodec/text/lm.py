@@ -10,9 +10,11 @@ floating point). The KV cache makes this linear in length. Everything runs under
 (:func:`fixed_threads`), so 1- and 2-thread processes agree bit for bit.
 
 Two steppers share the interface: :class:`HFStepper` drives any ``AutoModelForCausalLM`` through
-``past_key_values``; :class:`GPT2Stepper` is a lean re-implementation of GPT-2's forward for our
-shipped caption LM (same weights, same maths, ~10x less Python overhead per token than the HF module
-tree, which is what makes a 60-word caption decode in tens of milliseconds).
+``past_key_values``; :class:`GPT2Stepper` runs GPT-2's forward for our shipped caption LM as one
+compiled function per token (``gpt2_kernel``: numba, int8 weights with per-column scales), which is
+what makes a 60-word caption code in a few tens of milliseconds. The logits -> integer frequencies
+step is compiled too (``freq_kernel``). Both kernels are part of the stream format: a change to their
+arithmetic can change the bytes the LM coders write.
 """
 
 from __future__ import annotations
@@ -144,76 +146,71 @@ class HFStepper:
 
 
 class GPT2Stepper:
-    """GPT-2 forward for one new token, in float32 numpy with a preallocated KV cache.
+    """GPT-2 forward for one new token with a preallocated KV cache, compiled (``gpt2_kernel``).
 
-    Same maths as HF ``GPT2LMHeadModel`` (pre-LN blocks, tanh-GELU, tied output embedding), but each
-    step is ~60 small numpy calls instead of a module tree: per-token cost is what bounds decoding.
-    Two algebraic folds cut the call count: every LayerNorm's gain and bias are folded into the
+    Same maths as HF ``GPT2LMHeadModel`` (pre-LN blocks, tanh-GELU, tied output embedding) in float32,
+    with the matrices read as int8 (per-column scales): the step is bound by weight traffic.
+    Two algebraic folds save work per token: every LayerNorm's gain and bias are folded into the
     matrix that follows it (LN(x) W + c = norm(x) (g W) + (b W + c)), and the attention scale
-    1/sqrt(d_head) into the query columns. Results differ from HF's by float rounding only; the coders
+    1/sqrt(d_head) into the query columns. Results differ from HF's by the int8 rounding; the coders
     quantise logits to a coarse grid, and encoder and decoder always run this same code.
     """
 
     def __init__(self, model) -> None:
+        from .gpt2_kernel import quantise_columns
+
         sd = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
         cfg = model.config
         self.d, self.h, self.n_ctx = cfg.n_embd, cfg.n_head, cfg.n_positions
         self.hd = self.d // self.h
         self.eps = np.float32(cfg.layer_norm_epsilon)
-        f32 = np.float32
-        self.wte = sd["transformer.wte.weight"].astype(f32)
-        self.wpe = sd["transformer.wpe.weight"].astype(f32)
         q_scale = np.ones(3 * self.d)
         q_scale[: self.d] = 1.0 / math.sqrt(self.hd)
-        self.layers = []
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("wa", "ba", "wp", "bp", "wf", "bf", "wo", "bo")}
         for i in range(cfg.n_layer):
             p = f"transformer.h.{i}."
             g1, b1, g2, b2 = (sd[p + k] for k in ("ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias"))
             wa, ba = sd[p + "attn.c_attn.weight"], sd[p + "attn.c_attn.bias"]
             wf, bf = sd[p + "mlp.c_fc.weight"], sd[p + "mlp.c_fc.bias"]
-            self.layers.append((
-                f32(g1[:, None] * wa * q_scale), f32((b1 @ wa + ba) * q_scale),
-                f32(sd[p + "attn.c_proj.weight"]), f32(sd[p + "attn.c_proj.bias"]),
-                f32(g2[:, None] * wf), f32(b2 @ wf + bf),
-                f32(sd[p + "mlp.c_proj.weight"]), f32(sd[p + "mlp.c_proj.bias"])))
+            parts["wa"].append(g1[:, None] * wa * q_scale)
+            parts["ba"].append((b1 @ wa + ba) * q_scale)
+            parts["wp"].append(sd[p + "attn.c_proj.weight"])
+            parts["bp"].append(sd[p + "attn.c_proj.bias"])
+            parts["wf"].append(g2[:, None] * wf)
+            parts["bf"].append(b2 @ wf + bf)
+            parts["wo"].append(sd[p + "mlp.c_proj.weight"])
+            parts["bo"].append(sd[p + "mlp.c_proj.bias"])
+        self.layers: list[np.ndarray] = []  # per matrix: int8 weights, column scales, bias (stacked over layers)
+        for w, b in (("wa", "ba"), ("wp", "bp"), ("wf", "bf"), ("wo", "bo")):
+            qs = [quantise_columns(m) for m in parts[w]]
+            self.layers += [np.stack([q for q, _ in qs]), np.stack([sc for _, sc in qs]),
+                            np.ascontiguousarray(np.stack(parts[b]), dtype=np.float32)]
+        wte = sd["transformer.wte.weight"]
+        self.wte = np.ascontiguousarray(wte, dtype=np.float32)
+        self.wpe = np.ascontiguousarray(sd["transformer.wpe.weight"], dtype=np.float32)
         gf, bf_ = sd["transformer.ln_f.weight"], sd["transformer.ln_f.bias"]
-        self.w_out = np.ascontiguousarray(f32(gf[:, None] * sd["transformer.wte.weight"].T))
-        self.b_out = f32(bf_ @ sd["transformer.wte.weight"].T)
-        self.k = np.zeros((cfg.n_layer, self.h, self.n_ctx, self.hd), dtype=f32)
-        self.v = np.zeros_like(self.k)
+        self.w_out, self.s_out = quantise_columns(gf[:, None] * wte.T)
+        self.b_out = np.ascontiguousarray(bf_ @ wte.T, dtype=np.float32)
+        self.k = np.zeros((cfg.n_layer, self.h, self.hd, self.n_ctx), dtype=np.float32)  # keys transposed
+        self.v = np.zeros((cfg.n_layer, self.h, self.n_ctx, self.hd), dtype=np.float32)
         self.pos = 0
-        self.inv_d = f32(1.0 / self.d)
-        self.c_gelu = f32(math.sqrt(2.0 / math.pi))
-        self.c_cube = f32(0.044715 * math.sqrt(2.0 / math.pi))
 
     def reset(self) -> None:
         self.pos = 0
 
-    def _norm(self, x: np.ndarray) -> np.ndarray:
-        xc = x - x.sum() * self.inv_d
-        return xc * (np.float32(1.0) / np.sqrt(np.dot(xc, xc) * self.inv_d + self.eps))
-
     def step(self, token: int) -> np.ndarray:
+        from .gpt2_kernel import gpt2_step
+
         t = self.pos
         if t >= self.n_ctx:
             raise ValueError("GPT-2 context is full; reset() first")
-        d, h, hd = self.d, self.h, self.hd
-        x = self.wte[token] + self.wpe[t]
-        half = np.float32(0.5)
-        for i, (wa, ba, wp, bp, wf, bf, wo, bo) in enumerate(self.layers):
-            qkv = np.dot(self._norm(x), wa) + ba
-            k, v = self.k[i], self.v[i]
-            k[:, t] = qkv[d: 2 * d].reshape(h, hd)
-            v[:, t] = qkv[2 * d:].reshape(h, hd)
-            sc = np.matmul(k[:, : t + 1], qkv[:d].reshape(h, hd, 1))  # (h, t+1, 1)
-            e = np.exp(sc - sc.max(axis=1, keepdims=True))
-            o = np.matmul(v[:, : t + 1].transpose(0, 2, 1), e)[:, :, 0] / e.sum(axis=1)  # (h, hd)
-            x = x + (np.dot(o.reshape(d), wp) + bp)
-            u = np.dot(self._norm(x), wf) + bf
-            hid = u * (half + half * np.tanh(u * (self.c_gelu + self.c_cube * (u * u))))
-            x = x + (np.dot(hid, wo) + bo)
+        if not 0 <= token < self.wte.shape[0]:
+            raise ValueError(f"token id {token} outside the vocabulary")
+        logits = np.empty(self.w_out.shape[1], dtype=np.float32)
+        gpt2_step(token, t, self.wte, self.wpe, *self.layers, self.w_out, self.s_out, self.b_out, self.k,
+                  self.v, self.eps, self.h, logits)
         self.pos = t + 1
-        return np.dot(self._norm(x), self.w_out) + self.b_out
+        return logits
 
 
 #: logits are rounded to this grid before the softmax: absorbs last-ulp differences between machines
@@ -222,35 +219,8 @@ LOGIT_GRID = 64.0
 FREQ_TOTAL = 1 << 24
 
 
-def quantised_freqs(logits: np.ndarray) -> np.ndarray:
-    """Logits -> exact integer frequencies (every symbol >= 1), deterministic given the logits."""
-    lq = np.round(logits.astype(np.float64) * LOGIT_GRID)
-    p = np.exp((lq - lq.max()) * (1.0 / LOGIT_GRID))
-    return (p * ((FREQ_TOTAL - len(p)) / p.sum())).astype(np.int64) + 1
-
-
 def lm_probs(logits: np.ndarray) -> np.ndarray:
     """Softmax of grid-rounded logits, float64 (the LM's share of a mixture)."""
     lq = np.round(logits.astype(np.float64) * LOGIT_GRID)
     p = np.exp((lq - lq.max()) * (1.0 / LOGIT_GRID))
     return p / p.sum()
-
-
-def probs_to_freqs(p: np.ndarray) -> np.ndarray:
-    """A probability vector (sums to ~1) -> exact integer frequencies, every symbol >= 1."""
-    return (p * (FREQ_TOTAL - len(p))).astype(np.int64) + 1
-
-
-def quantised_freqs_cached(logits: np.ndarray, counts: np.ndarray, n: int, lam: float, k: float) -> np.ndarray:
-    """Like :func:`quantised_freqs`, mixed with a unigram cache of the tokens already in this text.
-
-    p = (1 - a) p_LM + a counts/n with a = lam * n / (n + k) (Kuhn & De Mori's cache LM): long
-    descriptions repeat their rare words ("sari", "bench"), which a small LM under-predicts.
-    """
-    lq = np.round(logits.astype(np.float64) * LOGIT_GRID)
-    p = np.exp((lq - lq.max()) * (1.0 / LOGIT_GRID))
-    p /= p.sum()
-    if n:
-        a = lam * n / (n + k)
-        p = (1.0 - a) * p + (a / n) * counts
-    return (p * (FREQ_TOTAL - len(p))).astype(np.int64) + 1

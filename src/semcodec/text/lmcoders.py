@@ -30,14 +30,11 @@ import numpy as np
 from ..errors import FormatError, MissingComponentError
 from ..paths import PACKAGE_WEIGHTS
 from .base import TextCoder, register_text_coder
+from .freq_kernel import coding_freqs
 from .lm import (
     LoadedLM,
     fixed_threads,
-    lm_probs,
     load_causal_lm,
-    probs_to_freqs,
-    quantised_freqs,
-    quantised_freqs_cached,
 )
 from .rangecode import SymbolDecoder, encode_symbols
 from .token_ngram import TokenNgram
@@ -124,16 +121,9 @@ class _LMCoderBase(TextCoder):
 
     def _freqs(self, logits: np.ndarray, history: list[int], counts: np.ndarray | None, n: int) -> np.ndarray:
         """The coding distribution at one step: LM, optionally mixed with the n-gram and the cache."""
-        if not self.ngram_lambda:
-            if counts is None:
-                return quantised_freqs(logits)
-            return quantised_freqs_cached(logits, counts, n, self.cache_lambda, self.cache_k)
-        a = self.ngram_lambda
-        p = (1.0 - a) * lm_probs(logits) + a * self.ngram.probs(history)
-        if counts is not None and n:
-            c = self.cache_lambda * n / (n + self.cache_k)
-            p = (1.0 - c) * p + (c / n) * counts
-        return probs_to_freqs(p)
+        ngram_p = self.ngram.probs(history) if self.ngram_lambda else None
+        cache_w = self.cache_lambda * n / (n + self.cache_k) if counts is not None and n else 0.0
+        return coding_freqs(logits, ngram_p, self.ngram_lambda, counts, cache_w, n)
 
     def identity(self) -> str:
         """Short id of the model(s) this coder uses (goes into profile configs)."""
