@@ -172,3 +172,19 @@ def test_coder_contexts_equal_training_contexts(model_dir):
                 st.record(k, xs[sel, i, j] - st.xl[sel, i, j])
     assert len(st.phases()) == 2
     assert torch.allclose(h_cd, h_tf, atol=1e-4), float((h_cd - h_tf).abs().max())
+
+
+def test_encoder_picks_the_cheapest_base_quality(model_dir):
+    """Without --quality the encoder keeps the trained base quality with the fewest estimated bits."""
+    from semcodec.lossless.base_codec import decode_base
+    from semcodec.lossless.estimate import total_bits
+
+    x = small_image(24, 24, seed=11)
+    prof = LosslessProfile(weights=str(model_dir))
+    streams = prof.encode(EncodeRequest(image=x))
+    _, _, q = decode_base(streams[0].payload, 24, 24)
+    est = {qq: total_bits(prof.model, x, qq)[0] for qq in prof.model.cfg.qualities}
+    assert q == min(est, key=est.get) and len(est) == 2
+    assert np.array_equal(prof.decode(streams, 24, 24), x)
+    fixed = LosslessProfile(weights=str(model_dir), choose_quality=False).encode(EncodeRequest(image=x))
+    assert decode_base(fixed[0].payload, 24, 24)[2] == prof.model.cfg.default_quality

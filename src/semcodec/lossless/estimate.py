@@ -4,8 +4,10 @@ For each image and base quality: the real base size, the residual cross-entropy 
 and of the head with a per-image adapter (:mod:`.adapter`, fitted exactly as the encoder does, here
 on the teacher-forced states), split by channel and by position inside the 8×8 patch (first pixel,
 rest of the first row, rest of the first column, interior): the patch border is where the causal
-residual context is cut, because all patches are coded in parallel. Cheap: one forward pass per
-image and quality, no arithmetic coding; the coded size is within ~1 % of these numbers.
+residual context is cut, because patches are coded in parallel (with the checkerboard order only
+the first-phase patches lose it). Cheap: one forward pass per image and quality, no arithmetic
+coding; the coded size is within ~1 % of these numbers. :func:`total_bits` is the same estimate
+the encoder uses to pick the base quality of each image.
 """
 
 from __future__ import annotations
@@ -38,6 +40,25 @@ def _summary(bits: torch.Tensor, p: int, extra_bits: float = 0.0) -> dict:
             "RGB": [round(float(v), 3) for v in bits.mean((0, 1))],
             "first_pixel": round(float(pos[0, 0]), 3), "first_row": round(float(pos[0, 1:].mean()), 3),
             "first_col": round(float(pos[1:, 0].mean()), 3), "interior": round(float(pos[1:, 1:].mean()), 3)}
+
+
+def total_bits(model: ResidualLM, x: np.ndarray, quality: int, codec: str = "heif") -> tuple[float, bytes, np.ndarray]:
+    """Base stream bits + teacher-forced residual bits (trained head) of ``x`` at base ``quality``.
+
+    Returns (bits, base IMAGE payload, x_l) so the caller can keep the base it picks. The image is
+    edge-padded to whole patches as the coder does; padding pixels have residual 0 and are not counted.
+    """
+    p = model.cfg.patch
+    base, xl = encode_base(x, codec, quality)
+    h, w = x.shape[:2]
+    pad = ((0, -h % p), (0, -w % p), (0, 0))
+    t = lambda a: torch.from_numpy(np.pad(a, pad, mode="edge")).permute(2, 0, 1)[None].contiguous()  # noqa: E731
+    valid = np.pad(np.ones((h, w), bool), pad[:2])
+    with fixed_threads(1), torch.no_grad():
+        bits = model(t(x), t(xl), torch.tensor([model.quality_index(quality)]))  # (N, p², 3)
+    nh, nw = valid.shape[0] // p, valid.shape[1] // p
+    m = torch.from_numpy(valid.reshape(nh, p, nw, p).transpose(0, 2, 1, 3).reshape(-1, p * p))
+    return 8.0 * len(base) + float(bits[m].sum()), base, xl
 
 
 def estimate(model: ResidualLM, x: np.ndarray, quality: int, adapt_steps: int, codec: str = "heif") -> dict:

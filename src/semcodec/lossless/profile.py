@@ -5,7 +5,10 @@
     x ──► base codec (HEIF 4:4:4, quality q) ──► IMAGE stream ──► x_l
     x, x_l ──► ResidualLM + constriction ──► RESIDUAL stream        (x = x_l + r, exactly)
 
-``--quality`` picks the base quality (default: the model's ``default_quality``); options
+``--quality`` fixes the base quality; without it the encoder tries every quality the model was
+trained with and keeps the one with the fewest estimated bits (base + teacher-forced residual,
+:func:`.estimate.total_bits`; option ``choose_quality=False`` uses the model's ``default_quality``
+instead). The decoder reads the quality from the IMAGE stream. Options
 ``base_codec`` (heif | jpeg), ``weights`` (a folder with config.json + model.safetensors;
 default ``$SEMCODEC_LOSSLESS_WEIGHTS`` or the packaged ``weights/lossless``) and ``adapt_steps``
 (encoder-side fitting of the per-image head adapter, :mod:`.adapter`; 0 turns it off; the decoder
@@ -58,7 +61,8 @@ class LosslessProfile(Profile):
     description = "lossless: HEIF base + learned residual transformer/GMM coder (Du et al.)"
 
     def __init__(self, weights: str | None = None, base_codec: str | None = None,
-                 base_quality: int | None = None, adapt_steps: int | None = None) -> None:
+                 base_quality: int | None = None, adapt_steps: int | None = None,
+                 choose_quality: bool = True) -> None:
         self.weights = str(Path(weights) if weights else default_weights())
         self.model = _cached_model(self.weights)
         self.base_codec = base_codec or self.model.cfg.base_codec
@@ -66,6 +70,9 @@ class LosslessProfile(Profile):
             raise ValueError(f"unknown base codec {self.base_codec!r}; choose from {sorted(BASE_CODECS)}")
         self.base_quality = base_quality
         self.adapt_steps = DEFAULT_ADAPT_STEPS if adapt_steps is None else int(adapt_steps)
+        if isinstance(choose_quality, str):  # from a CLI option string
+            choose_quality = choose_quality.strip().lower() in ("1", "true", "yes", "on")
+        self.choose_quality = bool(choose_quality)
 
     @classmethod
     def availability(cls) -> str | None:
@@ -79,15 +86,26 @@ class LosslessProfile(Profile):
         return {"profile": self.name, "weights": _weights_hash(self.weights), "model": self.model.cfg.to_json()}
 
     def encode(self, request: EncodeRequest) -> list[Stream]:
-        q = int(request.quality) if request.quality is not None else (
-            self.base_quality if self.base_quality is not None else self.model.cfg.default_quality)
-        base, xl = encode_base(request.image, self.base_codec, q)
+        q = int(request.quality) if request.quality is not None else self.base_quality
+        if q is None and self.choose_quality and len(self.model.cfg.qualities) > 1:
+            q, base, xl = self.pick_quality(request.image)
+        else:
+            q = self.model.cfg.default_quality if q is None else q
+            base, xl = encode_base(request.image, self.base_codec, q)
         residual = encode_residual(self.model, request.image, xl, q, self.adapt_steps)
         streams = [Stream(StreamKind.IMAGE, base), Stream(StreamKind.RESIDUAL, residual)]
         size = sum(s.framed_size() for s in streams)
         if request.max_bytes is not None and size > request.max_bytes:
             raise RateError(f"lossless coding needs {size} bytes, above the budget of {request.max_bytes}")
         return streams
+
+    def pick_quality(self, x: np.ndarray) -> tuple[int, bytes, np.ndarray]:
+        """The trained base quality with the fewest estimated total bits for this image."""
+        from .estimate import total_bits
+
+        tried = [(q, *total_bits(self.model, x, q, self.base_codec)) for q in self.model.cfg.qualities]
+        q, _, base, xl = min(tried, key=lambda t: t[1])
+        return q, base, xl
 
     def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
         base = [s for s in streams if s.kind == StreamKind.IMAGE]

@@ -8,7 +8,7 @@ whole image. Crops are aligned to the 8-pixel grid so patches sit on the HEVC bl
 at coding time.
 
 Checkpoints (``<out>/ckpt.pt``: weights, optimiser, step, RNG) are written every ``--ckpt-every``
-steps and on exit; ``--resume`` continues from them. The best validation model is exported as
+steps and on exit (also on SIGTERM); ``--resume`` continues from them. The best validation model is exported as
 ``<out>/export/{config.json,model.safetensors}``; ``--export-to`` copies it into the package.
 """
 
@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -196,6 +197,10 @@ def train(args: argparse.Namespace) -> Path:
 
     if step == 0:  # the starting point (e.g. the warm-start source) on the same validation crops
         print(f"step 0 val {json.dumps(evaluate(model, val))}", file=log)
+    def on_term(signum: int, frame: object) -> None:  # `kill <pid>`: stop cleanly, checkpoint kept
+        raise SystemExit(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
     t0 = time.time()
     model.train()
     bar = tqdm(total=args.steps, initial=step, desc="train-lossless", dynamic_ncols=True)
