@@ -188,3 +188,15 @@ def test_encoder_picks_the_cheapest_base_quality(model_dir):
     assert np.array_equal(prof.decode(streams, 24, 24), x)
     fixed = LosslessProfile(weights=str(model_dir), choose_quality=False).encode(EncodeRequest(image=x))
     assert decode_base(fixed[0].payload, 24, 24)[2] == prof.model.cfg.default_quality
+
+
+def test_tiled_quality_estimate_tracks_whole_image(model_dir, monkeypatch):
+    """On large images the quality choice estimates the residual on a grid of tiles; it tracks the whole image."""
+    from semcodec.lossless import estimate as est
+
+    model = load_tiny(model_dir)
+    x = small_image(256, 272, seed=4)
+    tiled = est.total_bits(model, x, 50)[0]
+    monkeypatch.setattr(est, "TILE_GRID", 100)  # too large a grid for the image: whole-image path
+    whole = est.total_bits(model, x, 50)[0]
+    assert tiled != whole and abs(tiled - whole) < 0.05 * whole

@@ -7,6 +7,8 @@ compression with visual prompts), sized for a CPU.
                                                              ▼
     r = x − x_l ──► ResidualLM (convs over x_l + pixel/residual embeddings ──► causal HF transformer
                     over each 8×8 patch ──► channel-conditional K=5 Gaussian mixtures)
+                    patches in two checkerboard phases: ■ patches first, then □ patches, whose
+                    border pixels see the decoded ■ neighbours (left, up, right, down)
                 ──► per-image head adapter (fitted by the encoder, sent in the stream)
                 ──► integer pmfs ──► constriction ANS ──► RESIDUAL stream
 
@@ -21,10 +23,15 @@ Where this differs from the paper and why (a 2-core CPU instead of an A100 and a
 - 8×8 patches (64 sequential steps per image) instead of 16×16, one token per pixel with R, G, B
   predicted channel-conditionally by the head (3× fewer transformer steps than a token per subpixel);
 - the lossy patch is added to the tokens position-wise instead of being a prefix prompt, and the
-  four causal neighbours' residuals are embedded into every token;
+  causal neighbours' residuals are embedded into every token;
+- patches are coded in parallel (so decoding takes seconds, not hours) in two checkerboard phases:
+  the second half of the patches sees the first half's residuals across its borders (the paper
+  codes patches independently);
 - HEIF/HEVC via pillow-heif stands in for BPG (both HEVC intra);
 - the pmf is computed exactly on a 64-value window around the mixture mean, the rest of the mass
   is spread evenly (speed; exactness is unaffected);
+- the encoder picks the base quality per image among those the model was trained with, by the
+  estimated total (base bytes + teacher-forced residual bits);
 - an addition, not in the paper: the encoder fits a small adapter of the mixture head to each image
   (the backbone states do not depend on it, so one coding pass suffices) and sends it; it corrects
   the small model's miscalibration on images unlike its JPEG-decoded training set.

@@ -42,23 +42,43 @@ def _summary(bits: torch.Tensor, p: int, extra_bits: float = 0.0) -> dict:
             "first_col": round(float(pos[1:, 0].mean()), 3), "interior": round(float(pos[1:, 1:].mean()), 3)}
 
 
-def total_bits(model: ResidualLM, x: np.ndarray, quality: int, codec: str = "heif") -> tuple[float, bytes, np.ndarray]:
-    """Base stream bits + teacher-forced residual bits (trained head) of ``x`` at base ``quality``.
+TILE, TILE_GRID = 64, 4  # quality choice on large images: a 4×4 grid of 64² tiles (~1/6 of Kodak)
 
-    Returns (bits, base IMAGE payload, x_l) so the caller can keep the base it picks. The image is
-    edge-padded to whole patches as the coder does; padding pixels have residual 0 and are not counted.
+
+def total_bits(model: ResidualLM, x: np.ndarray, quality: int, codec: str = "heif") -> tuple[float, bytes, np.ndarray]:
+    """Base stream bits + estimated residual bits (trained head, teacher forced) of ``x`` at ``quality``.
+
+    Returns (bits, base IMAGE payload, x_l) so the caller can keep the base it picks. Images larger
+    than the tile grid are estimated on TILE_GRID² tiles of TILE² pixels spread evenly over the
+    image (each with an 8-pixel context margin, as in training) and scaled to the image size: the
+    same tiles at every quality, so the comparison between qualities is what matters. Smaller
+    images are estimated whole (edge-padded to whole patches; padding pixels are not counted).
     """
     p = model.cfg.patch
     base, xl = encode_base(x, codec, quality)
     h, w = x.shape[:2]
+    qi = torch.tensor([model.quality_index(quality)])
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].contiguous()  # noqa: E731
+    if h >= TILE * TILE_GRID and w >= TILE * TILE_GRID:
+        m = 8
+        pad = ((m, m), (m, m), (0, 0))
+        xp, xlp = np.pad(x, pad, mode="edge"), np.pad(xl, pad, mode="edge")
+        ys = [(k * (h - TILE) // (TILE_GRID - 1)) // p * p for k in range(TILE_GRID)]
+        xs = [(k * (w - TILE) // (TILE_GRID - 1)) // p * p for k in range(TILE_GRID)]
+        crops = [(xp[y : y + TILE + 2 * m, c : c + TILE + 2 * m], xlp[y : y + TILE + 2 * m, c : c + TILE + 2 * m])
+                 for y in ys for c in xs]
+        xb = torch.cat([t(a) for a, _ in crops])
+        xlb = torch.cat([t(b) for _, b in crops])
+        with fixed_threads(1), torch.no_grad():
+            bits = model(xb, xlb, qi.repeat(len(crops)), margin=m)
+        return 8.0 * len(base) + float(bits.mean()) * x.size, base, xl
     pad = ((0, -h % p), (0, -w % p), (0, 0))
-    t = lambda a: torch.from_numpy(np.pad(a, pad, mode="edge")).permute(2, 0, 1)[None].contiguous()  # noqa: E731
     valid = np.pad(np.ones((h, w), bool), pad[:2])
     with fixed_threads(1), torch.no_grad():
-        bits = model(t(x), t(xl), torch.tensor([model.quality_index(quality)]))  # (N, p², 3)
+        bits = model(t(np.pad(x, pad, mode="edge")), t(np.pad(xl, pad, mode="edge")), qi)  # (N, p², 3)
     nh, nw = valid.shape[0] // p, valid.shape[1] // p
-    m = torch.from_numpy(valid.reshape(nh, p, nw, p).transpose(0, 2, 1, 3).reshape(-1, p * p))
-    return 8.0 * len(base) + float(bits[m].sum()), base, xl
+    mask = torch.from_numpy(valid.reshape(nh, p, nw, p).transpose(0, 2, 1, 3).reshape(-1, p * p))
+    return 8.0 * len(base) + float(bits[mask].sum()), base, xl
 
 
 def estimate(model: ResidualLM, x: np.ndarray, quality: int, adapt_steps: int, codec: str = "heif") -> dict:
