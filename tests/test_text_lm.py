@@ -187,3 +187,26 @@ def test_shipped_caption_lm_compresses(shared_data):
         raw += 8 * len(t.encode())
         bits += 8 * (len(p) + 1)
     assert 1 - bits / raw > 0.80  # incl. the coder id byte; the 6-gram baseline is ~0.80 on the full set
+
+
+def test_coding_freqs_match_the_documented_mixture():
+    """freq_kernel against the formula in its docstring, computed with numpy in float64."""
+    from semcodec.text.freq_kernel import FREQ_TOTAL, LOGIT_GRID, coding_freqs
+
+    rng = np.random.default_rng(0)
+    v = 500
+    logits = (rng.normal(size=v) * 4).astype(np.float32)
+    ngram = rng.dirichlet(np.ones(v))
+    counts = np.zeros(v)
+    counts[[3, 3, 7]] = [2.0, 2.0, 1.0]
+    lq = np.round(logits.astype(np.float64) * LOGIT_GRID) / LOGIT_GRID
+    p_lm = np.exp(lq - lq.max())
+    p_lm /= p_lm.sum()
+    for a, c, n in ((0.0, 0.0, 0), (0.3, 0.0, 0), (0.3, 0.05, 3), (0.0, 0.05, 3)):
+        p = (1 - a) * p_lm + a * ngram
+        if n:
+            p = (1 - c) * p + c * counts / n
+        want = np.floor(p * (FREQ_TOTAL - v)) + 1
+        got = coding_freqs(logits, ngram if a else None, a, counts if n else None, c, n)
+        assert got.dtype == np.int64 and got.min() >= 1 and got.sum() <= FREQ_TOTAL
+        assert np.abs(got - want).max() <= 1  # float64 rounding only
