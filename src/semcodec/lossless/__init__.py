@@ -18,7 +18,8 @@ adapter: ~450 int8 numbers the encoder fits to the image), ``coder`` (patch-para
 ``bench`` (``semcodec lossless-bench``).
 
 Where this differs from the paper and why (a 2-core CPU instead of an A100 and a 7B LLM):
-- a small GPT-2 (2 layers, width 64) trained from scratch on BSDS500 instead of a LoRA-tuned LLM;
+- a small GPT-2 (3 layers, width 64) trained on BSDS500 (2× box-downsampled, which removes most
+  JPEG artefacts) instead of a LoRA-tuned LLM;
   a pretrained LLM + LoRA (peft) still plugs in through ``LosslessConfig.backbone_pretrained``/``lora``;
 - 8×8 patches (64 sequential steps per image) instead of 16×16, one token per pixel with R, G, B
   predicted channel-conditionally by the head (3× fewer transformer steps than a token per subpixel);
@@ -34,5 +35,5 @@ Where this differs from the paper and why (a 2-core CPU instead of an A100 and a
   estimated total (base bytes + teacher-forced residual bits);
 - an addition, not in the paper: the encoder fits a small adapter of the mixture head to each image
   (the backbone states do not depend on it, so one coding pass suffices) and sends it; it corrects
-  the small model's miscalibration on images unlike its JPEG-decoded training set.
+  the small model's miscalibration on images unlike its training set.
 """

@@ -1,8 +1,8 @@
 """Per-image head adapter: the encoder fits ~450 numbers of the mixture head to the image and sends them.
 
-Why: the residual LM is trained on BSDS500, whose images are JPEG-decoded (4:2:0 chroma, DCT
-quantisation), so its mixtures are miscalibrated on camera or film images such as Kodak, above all
-for the channel-conditional G and B predictions. The backbone state h does not depend on the head,
+Why: the residual LM is trained on BSDS500 (JPEG images, downsampled 2×), so its mixtures are
+miscalibrated on camera or film images such as Kodak, above all for the channel-conditional G and B
+predictions. The backbone state h does not depend on the head,
 so the encoder can run the (exact, KV-cached) coding pass once, keep every h, fit a small adapter of
 the head to this image by gradient descent on the teacher-forced bits, and code with the adapted head.
 The decoder reads the adapter from the RESIDUAL stream and computes the same head. On Kodak this
