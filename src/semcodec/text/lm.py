@@ -157,8 +157,9 @@ class GPT2Stepper:
     """
 
     def __init__(self, model) -> None:
-        from .gpt2_kernel import quantise_columns
+        from .gpt2_kernel import gpt2_step, quantise_columns
 
+        self._kernel = gpt2_step  # bound once: step() is the per-token hot path
         sd = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
         cfg = model.config
         self.d, self.h, self.n_ctx = cfg.n_embd, cfg.n_head, cfg.n_positions
@@ -199,15 +200,13 @@ class GPT2Stepper:
         self.pos = 0
 
     def step(self, token: int) -> np.ndarray:
-        from .gpt2_kernel import gpt2_step
-
         t = self.pos
         if t >= self.n_ctx:
             raise ValueError("GPT-2 context is full; reset() first")
         if not 0 <= token < self.wte.shape[0]:
             raise ValueError(f"token id {token} outside the vocabulary")
         logits = np.empty(self.w_out.shape[1], dtype=np.float32)
-        gpt2_step(token, t, self.wte, self.wpe, *self.layers, self.w_out, self.s_out, self.b_out, self.k,
+        self._kernel(token, t, self.wte, self.wpe, *self.layers, self.w_out, self.s_out, self.b_out, self.k,
                   self.v, self.eps, self.h, logits)
         self.pos = t + 1
         return logits
