@@ -219,7 +219,8 @@ FREQ_TOTAL = 1 << 24
 
 
 def lm_probs(logits: np.ndarray) -> np.ndarray:
-    """Softmax of grid-rounded logits, float64 (the LM's share of a mixture)."""
+    """Softmax of grid-rounded logits, float64: the analysis copy of ``freq_kernel``'s first step,
+    used to tune mixture weights offline (coders always go through ``freq_kernel.coding_freqs``)."""
     lq = np.round(logits.astype(np.float64) * LOGIT_GRID)
     p = np.exp((lq - lq.max()) * (1.0 / LOGIT_GRID))
     return p / p.sum()
