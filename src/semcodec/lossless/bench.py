@@ -40,13 +40,26 @@ def _baseline(name: str, x: np.ndarray) -> tuple[bytes, np.ndarray]:
     raise ValueError(name)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` (1 ≤ K ≤ N) -> (K, N): this process codes images K, K+N, K+2N, ... (1-based)."""
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard wants K/N, e.g. 1/2, not {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"--shard {text}: need 1 <= K <= N")
+    return k, n
+
+
 def run_bench(data_dir: Path, quality: int | None, limit: int, out_json: Path | None,
-              weights: str | None, adapt_steps: int | None = None, save_dir: Path | None = None) -> dict:
+              weights: str | None, adapt_steps: int | None = None, save_dir: Path | None = None,
+              shard: tuple[int, int] = (1, 1)) -> dict:
     from ..container import parse_container
     from ..image_io import load_image
     from ..pipeline import compress, decode
 
     files = sorted(p for p in data_dir.iterdir() if p.suffix.lower() == ".png")[: limit or None]
+    files = files[shard[0] - 1 :: shard[1]]  # shards run side by side, one per core
     from ..profiles.registry import get_profile
 
     rows = []
@@ -91,7 +104,8 @@ def run_bench(data_dir: Path, quality: int | None, limit: int, out_json: Path | 
     return result
 
 
-def verify_saved(data_dir: Path, save_dir: Path, threads: int, weights: str | None) -> int:
+def verify_saved(data_dir: Path, save_dir: Path, threads: int, weights: str | None,
+                 shard: tuple[int, int] = (1, 1)) -> int:
     """Decode every saved ``.smc`` in this (fresh) process with ``threads`` torch threads; assert exact."""
     import torch
 
@@ -100,7 +114,7 @@ def verify_saved(data_dir: Path, save_dir: Path, threads: int, weights: str | No
 
     torch.set_num_threads(threads)
     opts = {"weights": weights} if weights else {}
-    files = sorted(save_dir.glob("*.smc"))
+    files = sorted(save_dir.glob("*.smc"))[shard[0] - 1 :: shard[1]]
     for f in files:
         c0 = time.process_time()
         y = decode(f.read_bytes(), **opts).image
@@ -110,6 +124,19 @@ def verify_saved(data_dir: Path, save_dir: Path, threads: int, weights: str | No
               flush=True)
     print(f"all {len(files)} files exact with {torch.get_num_threads()} torch threads")
     return len(files)
+
+
+def merge_results(paths: list[Path]) -> dict:
+    """One result from the JSON files of several shards (rows in image order; all must agree on quality)."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    qualities = {r["quality"] for r in parts}
+    if len(qualities) != 1:
+        raise ValueError(f"shards were run with different --quality settings: {sorted(map(str, qualities))}")
+    rows = sorted((row for r in parts for row in r["rows"]), key=lambda row: row["image"])
+    names = [row["image"] for row in rows]
+    if len(set(names)) != len(names):
+        raise ValueError("the shards overlap: an image appears twice")
+    return summarise(rows, qualities.pop())
 
 
 def summarise(rows: list[dict], quality: int | None) -> dict:
@@ -155,13 +182,23 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verify", default=None, metavar="DIR",
                    help="only decode the .smc files saved in DIR (this process, --threads) and check them")
     p.add_argument("--threads", type=int, default=2, help="torch threads for --verify")
+    p.add_argument("--shard", type=parse_shard, default=(1, 1), metavar="K/N",
+                   help="code (or verify) only images K, K+N, ... so N processes can share the cores")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="only merge the --json files of finished shards into one table (and --json)")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.verify:
-        verify_saved(Path(args.data), Path(args.verify), args.threads, args.weights)
+        verify_saved(Path(args.data), Path(args.verify), args.threads, args.weights, args.shard)
+        return 0
+    if args.merge:
+        res = merge_results([Path(p) for p in args.merge])
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        print(markdown(res))
         return 0
     res = run_bench(Path(args.data), args.quality, args.limit, Path(args.json) if args.json else None,
-                    args.weights, args.adapt_steps, Path(args.save_dir) if args.save_dir else None)
+                    args.weights, args.adapt_steps, Path(args.save_dir) if args.save_dir else None, args.shard)
     print(markdown(res))
     return 0
