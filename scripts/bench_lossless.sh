@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every number of BENCHMARKS.md `## Lossless`: Kodak bpsp of the classical codecs and the lossless
 # profile (one shard per core), then a fresh-process decode of every saved .smc with 1 and 2 torch threads.
-# usage: scripts/bench_lossless.sh OUTDIR [WEIGHTS_DIR]   (needs ../shared/data or SEMCODEC_DATA; ~25 min on 2 cores)
+# usage: scripts/bench_lossless.sh OUTDIR [WEIGHTS_DIR]   (needs ../shared/data or SEMCODEC_DATA; ~20 min on 2 cores)
 set -euo pipefail
 out=${1:?usage: scripts/bench_lossless.sh OUTDIR [WEIGHTS_DIR]}
 kodak=${SEMCODEC_DATA:-../shared/data}/kodak
