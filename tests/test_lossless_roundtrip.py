@@ -41,6 +41,24 @@ def test_profile_round_trip_exact(model_dir, shape, codec):
     assert y.dtype == np.uint8 and np.array_equal(y, x)
 
 
+def test_learned_codec_base_round_trip_and_size_check(model_dir):
+    """Our own learned codec (shipped ``lic`` weights) as the base: exact, and its header is checked."""
+    from semcodec.image.learned.profile import LicProfile
+    from semcodec.lossless.base_codec import decode_base
+
+    if LicProfile.availability() is not None:
+        pytest.skip(f"lic weights not available: {LicProfile.availability()}")
+    x = small_image(21, 30, seed=5)
+    prof = LosslessProfile(weights=str(model_dir), base_codec="lic")
+    base, res = prof.encode(EncodeRequest(image=x, quality=60))
+    assert base.payload[0] == 3 and base.payload[1] == 60
+    xl, codec, quality = decode_base(base.payload, 30, 21)
+    assert (codec, quality) == ("lic", 60) and xl.shape == x.shape and not np.array_equal(xl, x)
+    assert np.array_equal(LosslessProfile(weights=str(model_dir)).decode([base, res], 30, 21), x)
+    with pytest.raises(FormatError, match="lic base stream says 30x21"):
+        decode_base(base.payload, 31, 21)
+
+
 def test_extreme_pixels_round_trip(model_dir):
     """Saturated and noisy pixels (residuals far outside the pmf window) still decode exactly."""
     rng = np.random.default_rng(3)

@@ -9,7 +9,7 @@
 trained with and keeps the one with the fewest estimated bits (base + teacher-forced residual,
 :func:`.estimate.total_bits`; option ``choose_quality=False`` uses the model's ``default_quality``
 instead). The decoder reads the quality from the IMAGE stream. Options
-``base_codec`` (heif | jpeg), ``weights`` (a folder with config.json + model.safetensors;
+``base_codec`` (heif | jpeg | lic), ``weights`` (a folder with config.json + model.safetensors;
 default ``$SEMCODEC_LOSSLESS_WEIGHTS`` or the packaged ``weights/lossless``) and ``adapt_steps``
 (encoder-side fitting of the per-image head adapter, :mod:`.adapter`; 0 turns it off; the decoder
 needs no option, the stream says whether it carries an adapter).
