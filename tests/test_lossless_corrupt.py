@@ -56,3 +56,5 @@ def test_bad_base_and_missing_streams(coded):
         prof.decode([Stream(StreamKind.IMAGE, b"\x09\x46" + base.payload[2:]), res], x.shape[1], x.shape[0])
     with pytest.raises(FormatError):
         prof.decode([res], x.shape[1], x.shape[0])
+    with pytest.raises(FormatError, match="header says"):  # size checked before decoding any pixels
+        prof.decode([base, res], x.shape[1] + 8, x.shape[0])

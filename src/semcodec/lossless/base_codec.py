@@ -47,12 +47,19 @@ def _heif_encode(x: np.ndarray, quality: int) -> bytes:
     return buf.getvalue()
 
 
+def _check_size(size: tuple[int, int], width: int, height: int) -> None:
+    """Refuse a base whose header size is not the container's before decoding any pixels (no bombs)."""
+    if tuple(size) != (width, height):
+        raise FormatError(f"lossless: base image header says {size[0]}x{size[1]}, the container {width}x{height}")
+
+
 def _heif_decode(data: bytes, width: int, height: int) -> np.ndarray:
     try:
         import pillow_heif
     except ImportError:  # pragma: no cover
         raise MissingComponentError("the heif base needs pillow-heif: pip install pillow-heif") from None
     f = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
+    _check_size(f.size, width, height)
     arr = np.asarray(f.to_pillow().convert("RGB"))
     return np.ascontiguousarray(arr)
 
@@ -64,7 +71,9 @@ def _jpeg_encode(x: np.ndarray, quality: int) -> bytes:
 
 
 def _jpeg_decode(data: bytes, width: int, height: int) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+    img = Image.open(io.BytesIO(data))
+    _check_size(img.size, width, height)
+    return np.ascontiguousarray(np.asarray(img.convert("RGB")))
 
 
 @functools.lru_cache(maxsize=1)
@@ -90,8 +99,9 @@ def _lic_decode(data: bytes, width: int, height: int) -> np.ndarray:
     if len(data) < 6:
         raise FormatError("lossless: lic base stream too short")
     w, h, n = struct.unpack(">HHH", data[:6])
-    if (w, h) != (width, height) or len(data) < 6 + n:  # checked before any decoding work
-        raise FormatError(f"lossless: lic base stream says {w}x{h}, the container {width}x{height}")
+    _check_size((w, h), width, height)
+    if len(data) < 6 + n:
+        raise FormatError("lossless: lic base stream too short")
     streams = [Stream(StreamKind.PARAMS, data[6 : 6 + n]), Stream(StreamKind.LATENT, data[6 + n :])]
     return np.ascontiguousarray(_lic_profile().decode(streams, w, h))
 
