@@ -51,6 +51,12 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
+def take_shard(files: list[Path], shard: tuple[int, int]) -> list[Path]:
+    """Files K, K+N, ... of a sorted list: shards of the same list never overlap and cover it."""
+    k, n = shard
+    return files[k - 1 :: n]
+
+
 def run_bench(data_dir: Path, quality: int | None, limit: int, out_json: Path | None,
               weights: str | None, adapt_steps: int | None = None, save_dir: Path | None = None,
               shard: tuple[int, int] = (1, 1)) -> dict:
@@ -59,7 +65,7 @@ def run_bench(data_dir: Path, quality: int | None, limit: int, out_json: Path | 
     from ..pipeline import compress, decode
 
     files = sorted(p for p in data_dir.iterdir() if p.suffix.lower() == ".png")[: limit or None]
-    files = files[shard[0] - 1 :: shard[1]]  # shards run side by side, one per core
+    files = take_shard(files, shard)  # shards run side by side, one per core
     from ..profiles.registry import get_profile
 
     rows = []
@@ -114,7 +120,7 @@ def verify_saved(data_dir: Path, save_dir: Path, threads: int, weights: str | No
 
     torch.set_num_threads(threads)
     opts = {"weights": weights} if weights else {}
-    files = sorted(save_dir.glob("*.smc"))[shard[0] - 1 :: shard[1]]
+    files = take_shard(sorted(save_dir.glob("*.smc")), shard)
     for f in files:
         c0 = time.process_time()
         y = decode(f.read_bytes(), **opts).image
