@@ -36,6 +36,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-splits", default="train", help="comma-separated BSDS500 splits to train on")
+    p.add_argument("--train-dirs", default="",
+                   help="comma-separated extra image folders to train on (e.g. ../shared/data/imagenet_samples)")
     p.add_argument("--downsample", type=int, default=1, help="box-filter factor (2 removes most JPEG artefacts)")
     p.add_argument("--init-from", help="warm start from an exported model folder (tensors that grew are padded)")
     p.add_argument("--max-images", type=int, default=0)

@@ -36,6 +36,16 @@ def _list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
 
+def _large_enough(images: list[Path], side: int, downsample: int) -> list[Path]:
+    """Images whose (downsampled) size holds a training crop; ImageNet has some as small as 68×56."""
+    keep = []
+    for f in images:
+        with Image.open(f) as img:
+            if min(img.size) // downsample >= side:
+                keep.append(f)
+    return keep
+
+
 def load_training_image(path: Path, downsample: int = 1) -> np.ndarray:
     """RGB uint8; ``downsample`` > 1 box-filters (PIL ``reduce``) away most of the JPEG artefacts.
 
@@ -174,7 +184,9 @@ def train(args: argparse.Namespace) -> Path:
         step, best = int(state["step"]), float(state["best"])
         torch.set_rng_state(state["torch_rng"])
     data = Path(args.data)
-    train_imgs = [f for s in args.train_splits.split(",") for f in _list_images(data / s)][: args.max_images or None]
+    train_imgs = [f for s in args.train_splits.split(",") for f in _list_images(data / s)]
+    train_imgs += [f for d in filter(None, getattr(args, "train_dirs", "").split(",")) for f in _list_images(Path(d))]
+    train_imgs = _large_enough(train_imgs, args.crop + 2 * MARGIN, args.downsample)[: args.max_images or None]
     val_imgs = _list_images(data / "val")[: args.val_images]
     cache = out / "cache"
     sampler = CropSampler(build_cache(train_imgs, cfg, cache, "train", args.downsample), cfg.qualities, args.crop,
