@@ -39,7 +39,11 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def use_tiny(tiny_weights: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from semcodec.profiles import registry
+
     monkeypatch.setenv("SEMCODEC_LIC_WEIGHTS", str(tiny_weights))
+    # profiles built earlier in the session (e.g. by the golden tests) read the variable when built
+    monkeypatch.setattr(registry, "_INSTANCES", {})
     return tiny_weights
 
 

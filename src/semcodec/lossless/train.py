@@ -186,7 +186,7 @@ def train(args: argparse.Namespace) -> Path:
     data = Path(args.data)
     train_imgs = [f for s in args.train_splits.split(",") for f in _list_images(data / s)]
     train_imgs += [f for d in filter(None, getattr(args, "train_dirs", "").split(",")) for f in _list_images(Path(d))]
-    train_imgs = _large_enough(train_imgs, args.crop + 2 * MARGIN, args.downsample)[: args.max_images or None]
+    train_imgs = _large_enough(train_imgs, args.crop, args.downsample)[: args.max_images or None]
     val_imgs = _list_images(data / "val")[: args.val_images]
     cache = out / "cache"
     sampler = CropSampler(build_cache(train_imgs, cfg, cache, "train", args.downsample), cfg.qualities, args.crop,
