@@ -18,7 +18,7 @@ from semcodec.container import (
     unpack_params,
 )
 from semcodec.container.format import MAX_STREAMS
-from semcodec.container.varint import decode_uvarint, encode_uvarint, unzigzag, zigzag
+from semcodec.entropy.varint import decode_uvarint, encode_uvarint, unzigzag, zigzag
 from semcodec.errors import FormatError, ImageTooLargeError, UnsupportedVersionError
 from semcodec.text import decode_text_stream, encode_text_stream
 from semcodec.text.base import get_text_coder

@@ -19,6 +19,7 @@ from collections import Counter
 import constriction
 import numpy as np
 
+from ..entropy.varint import decode_uvarint, encode_uvarint
 from ..errors import FormatError
 from .base import TextCoder, register_text_coder
 
@@ -55,12 +56,7 @@ class HuffmanCoder(TextCoder):
         raw = text.encode("utf-8", "surrogatepass")
         if len(raw) > MAX_BYTES:
             raise FormatError("text too long for the text channel (1 MiB cap)")
-        out = bytearray()
-        n = len(raw)
-        while n >= 0x80:
-            out.append((n & 0x7F) | 0x80)
-            n >>= 7
-        out.append(n)
+        out = bytearray(encode_uvarint(len(raw)))
         if not raw:
             return bytes(out)
         lengths = code_lengths(Counter(raw))
@@ -81,16 +77,10 @@ class HuffmanCoder(TextCoder):
         return bytes(out)
 
     def decode(self, data: bytes) -> str:
-        n = shift = pos = 0
-        while True:
-            if pos >= len(data) or shift > 21:
-                raise FormatError("corrupted text stream: bad Huffman length header")
-            b = data[pos]
-            pos += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
+        try:
+            n, pos = decode_uvarint(data, 0)
+        except FormatError:
+            raise FormatError("corrupted text stream: bad Huffman length header") from None
         if n > MAX_BYTES:
             raise FormatError("corrupted text stream: Huffman text over 1 MiB")
         if n == 0:

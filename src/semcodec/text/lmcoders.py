@@ -27,6 +27,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..entropy.varint import decode_uvarints, encode_uvarint
 from ..errors import FormatError, MissingComponentError
 from ..paths import PACKAGE_WEIGHTS
 from .base import TextCoder, register_text_coder
@@ -300,7 +301,7 @@ class LMRankZipCoder(_LMCoderBase):
                     break
                 f = freqs[tok]
                 r = int((freqs > f).sum() + (freqs[:tok] == f).sum())
-                _put_varint(out, r)
+                out += encode_uvarint(r)
         c = zlib.compressobj(9, zlib.DEFLATED, -15)
         return c.compress(bytes(out)) + c.flush()
 
@@ -319,7 +320,10 @@ class LMRankZipCoder(_LMCoderBase):
                 raise FormatError("corrupted text stream: invalid UTF-8") from None
         if raw[0] != 0:
             raise FormatError("corrupted text stream: unknown mode")
-        ranks = _read_varints(raw, 1)
+        try:
+            ranks = decode_uvarints(raw, 1)
+        except FormatError as e:
+            raise FormatError(f"corrupted text stream: bad rank list ({e})") from None
         pos = iter(ranks)
         eos = self.lm.eos_id
 
@@ -337,29 +341,6 @@ class LMRankZipCoder(_LMCoderBase):
 
         ids = [t for _, t in self._walk_freqs(None, next_tok, limit=len(ranks) + 1)][:-1]
         return self.lm.decode_ids(ids)
-
-
-def _put_varint(out: bytearray, v: int) -> None:
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-
-
-def _read_varints(raw: bytes, start: int) -> list[int]:
-    vals: list[int] = []
-    v = shift = 0
-    for b in raw[start:]:
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if shift > 35:
-            raise FormatError("corrupted text stream: varint too long")
-        if not b & 0x80:
-            vals.append(v)
-            v = shift = 0
-    if shift:
-        raise FormatError("corrupted text stream: truncated varint")
-    return vals
 
 
 def _env_lm() -> str | None:

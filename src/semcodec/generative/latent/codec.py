@@ -27,7 +27,7 @@ from compressai.models.base import CompressionModel
 from compressai.models.utils import conv, deconv
 from torch import nn
 
-from ...container.varint import decode_uvarint, encode_uvarint
+from ...entropy.varint import decode_uvarint, encode_uvarint
 from ...errors import FormatError
 
 #: Quantisation step ladder q_k = 2^(k/4); k = 0 is the trained operating point.

@@ -33,7 +33,7 @@ from typing import Any
 import constriction
 import numpy as np
 
-from ...container.varint import decode_uvarint, encode_uvarint
+from ...entropy.varint import decode_uvarint, encode_uvarint
 from ...errors import FormatError
 from .context import TEMPLATES, AdaptiveState, EstimatorParams, adaptive_probs, contexts, template_pad
 from .prior import crop_to_bbox, load_prior, prior_hash
