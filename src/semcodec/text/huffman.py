@@ -3,7 +3,7 @@
 Layout (all counted in the stream, nothing shared out of band)::
 
     varint n_bytes | n_symbols-1 (8 bits) | n_symbols x [byte value (8 bits), code length-1 (5 bits)]
-    | Huffman bits (constriction QueueEncoder), zero padded to a byte
+    | Huffman bits (constriction QueueEncoder), zero padded to a byte (entropy.words.BIT_TRUNCATED)
 
 Both sides build constriction's Huffman tree from the dyadic distribution 2^-length, so the decoder
 gets exactly the encoder's tree from the transmitted lengths. For a 50-character caption the table
@@ -20,6 +20,7 @@ import constriction
 import numpy as np
 
 from ..entropy.varint import decode_uvarint, encode_uvarint
+from ..entropy.words import BIT_TRUNCATED
 from ..errors import FormatError
 from .base import TextCoder, register_text_coder
 
@@ -73,7 +74,7 @@ class HuffmanCoder(TextCoder):
         for b in raw:
             enc.encode_symbol(index[b], tree)
         words, bits = enc.get_compressed_and_bitrate()
-        out += words.astype("<u4").tobytes()[: (bits + 7) // 8]
+        out += BIT_TRUNCATED.to_bytes(words, bits)
         return bytes(out)
 
     def decode(self, data: bytes) -> str:
@@ -104,7 +105,7 @@ class HuffmanCoder(TextCoder):
         body = data[pos + tbytes:]
         if k > 1 and n > 8 * len(body) + 8:  # every symbol costs at least one bit
             raise FormatError("corrupted text stream: Huffman data too short")
-        words = np.frombuffer(body + b"\0" * ((-len(body)) % 4 + 4), dtype="<u4").astype(np.uint32)
+        words = BIT_TRUNCATED.to_words(body)
         tree = constriction.symbol.huffman.DecoderHuffmanTree(probs)
         dec = constriction.symbol.QueueDecoder(words)
         try:

@@ -4,7 +4,7 @@ Arithmetic coding ("language modelling is compression", Deletang et al. 2024; LL
 
     text -> tokens t_1..t_n (byte-level fallback if the tokenizer can't) -> + EOS
     BOS -> LM -> freqs_0 --code t_1--> LM -> freqs_1 --code t_2--> ... --code EOS--> [check bits]
-    all symbols -> constriction range coder -> shortest decodable bytes (rangecode.py)
+    all symbols -> constriction range coder -> shortest decodable bytes (entropy/rangecoder.py)
 
 The first coded symbol is the *mode* (tokens, or raw bytes when the tokenizer cannot reproduce the
 text exactly; the byte mode costs ~8 bits/byte but never loses text). Integrity: the TEXT stream
@@ -27,6 +27,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..entropy.rangecoder import SymbolDecoder, encode_symbols
 from ..entropy.varint import decode_uvarints, encode_uvarint
 from ..errors import FormatError, MissingComponentError
 from ..paths import PACKAGE_WEIGHTS
@@ -37,7 +38,6 @@ from .lm import (
     fixed_threads,
     load_causal_lm,
 )
-from .rangecode import SymbolDecoder, encode_symbols
 from .token_ngram import TokenNgram
 
 MODE_FREQS = np.array([(1 << 16) - 1, 1], dtype=np.int64)  # tokens vs byte fallback
@@ -207,7 +207,7 @@ class LMArithmeticCoder(_LMCoderBase):
         return encode_symbols(syms, rows)
 
     def decode(self, data: bytes) -> str:
-        dec = SymbolDecoder(data)
+        dec = SymbolDecoder(data, "text stream")
         check_row = np.ones(1 << self.check_bits, dtype=np.int64)
         syms, rows = [dec.decode(MODE_FREQS)], [MODE_FREQS]
         cap = 64 * len(data) + 256
