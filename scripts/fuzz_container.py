@@ -41,7 +41,7 @@ import numpy as np
 
 import semcodec
 from semcodec.container.format import CONFIG_HASH_BYTES, MAGIC
-from semcodec.container.varint import decode_uvarint, encode_uvarint
+from semcodec.entropy.varint import decode_uvarint, encode_uvarint
 from semcodec.errors import SemcodecError
 
 SEED_PROFILES = ("webp", "jpeg", "jxl", "j2k", "avif", "heif")

@@ -23,8 +23,8 @@ import zlib
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from ..entropy.varint import decode_uvarint, encode_uvarint
 from ..errors import FormatError, ImageTooLargeError, UnsupportedVersionError
-from .varint import decode_uvarint, encode_uvarint
 
 MAGIC = b"SM"
 FORMAT_VERSION = 1

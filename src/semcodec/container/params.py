@@ -10,8 +10,8 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
+from ..entropy.varint import decode_uvarint, encode_uvarint, unzigzag, zigzag
 from ..errors import FormatError
-from .varint import decode_uvarint, encode_uvarint, unzigzag, zigzag
 
 FieldType = Literal["u", "i", "f32", "str", "bytes"]
 MAX_FIELD_BYTES = 1 << 16

@@ -18,7 +18,8 @@ With ``adapt_steps > 0`` (the default) the encoder first runs the whole pass to 
 states h, fits a per-image :class:`~.adapter.HeadAdapter` to them and only then computes the mixtures;
 h does not depend on the head, so the decoder's states are the same and it applies the stored adapter.
 
-RESIDUAL stream payload, version 1: ``[1][CRC32 of the original pixels, 4 bytes BE][ANS words, u32 LE]``;
+RESIDUAL stream payload, version 1: ``[1][CRC32 of the original pixels, 4 bytes BE][ANS words, u32 LE]``
+(``entropy.words.ANS_WORDS``);
 version 2: ``[2][CRC32][adapter length, 2 bytes BE][adapter (zlib int8)][ANS words, u32 LE]``.
 Versions 3 and 4 are laid out like 1 and 2 but coded in the checkerboard order (a model with
 ``checkerboard``: first every patch with (row + column) even, then the others, which see their
@@ -36,6 +37,8 @@ import numpy as np
 import torch
 
 from ..determinism import fixed_threads
+from ..entropy.rangecoder import AnsDecoder, AnsEncoder
+from ..entropy.words import ANS_WORDS
 from ..errors import FormatError
 from .adapter import HeadAdapter, fit_adapter
 from .mixture import integer_pmf, quantise_params
@@ -127,12 +130,6 @@ class PatchStepper:
         self.codes[self.oy[self.sel] + i, self.ox[self.sel] + j] = (r + 255).clamp(0, 510)
 
 
-def _categorical():
-    import constriction
-
-    return constriction.stream.model.Categorical(perfect=False)
-
-
 def image_crc(x: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(x, dtype=np.uint8).tobytes())
 
@@ -140,8 +137,6 @@ def image_crc(x: np.ndarray) -> int:
 def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: int,
                     adapt_steps: int = DEFAULT_ADAPT_STEPS) -> bytes:
     """Code H×W×3 uint8 ``x`` given its base ``xl``; returns the RESIDUAL stream payload."""
-    import constriction
-
     with fixed_threads(1), torch.no_grad():
         st = PatchStepper(model, xl, quality)
         xs = st.pad_image(x)
@@ -166,8 +161,7 @@ def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: i
                 xx.append(xs[sel].reshape(len(sel), -1, 3)[m])
                 ll.append(st.xl[sel].reshape(len(sel), -1, 3)[m])
             adapter = fit_adapter(model, *(torch.cat(v) for v in (hh, rr, xx, ll)), adapt_steps)
-        coder = constriction.stream.stack.AnsCoder()
-        fam = _categorical()
+        coder = AnsEncoder()
         for sel, hs, rs in reversed(runs):  # ANS is a stack: push in reverse decoding order
             for t in reversed(range(L)):
                 i, j = divmod(t, st.p)
@@ -177,8 +171,8 @@ def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: i
                 for c in (2, 1, 0):
                     q = st.params(hs[t], c, rs[t], adapter)
                     pmf = integer_pmf(q[m], st.xl[sel[m], i, j, c]).numpy()
-                    coder.encode_reverse(xs[sel[m], i, j, c].to(torch.int32).numpy(), fam, pmf)
-    words = coder.get_compressed().astype("<u4").tobytes()
+                    coder.encode_reverse(xs[sel[m], i, j, c].to(torch.int32).numpy(), pmf)
+    words = coder.to_bytes(ANS_WORDS)
     crc = struct.pack(">I", image_crc(x))
     plain, adapted = stream_versions(model)
     if adapter is None:
@@ -189,8 +183,6 @@ def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: i
 
 def decode_residual(model: ResidualLM, xl: np.ndarray, quality: int, payload: bytes) -> np.ndarray:
     """Inverse of :func:`encode_residual`; raises FormatError on any inconsistency."""
-    import constriction
-
     h, w = xl.shape[:2]
     plain, adapted = stream_versions(model)
     if len(payload) < 5 or payload[0] not in (VERSION_PLAIN, VERSION_ADAPTED, VERSION_CB_PLAIN, VERSION_CB_ADAPTED):
@@ -214,12 +206,10 @@ def decode_residual(model: ResidualLM, xl: np.ndarray, quality: int, payload: by
     nwords = (len(payload) - start) // 4
     if nwords > 3 * h * w + 64:  # ≤ 24 bits per subpixel plus slack: anything larger is not ours
         raise FormatError("lossless: residual stream larger than any valid one")
-    words = np.frombuffer(payload[start:], dtype="<u4").astype(np.uint32)
     try:
-        coder = constriction.stream.stack.AnsCoder(words)
-    except Exception as e:  # noqa: BLE001 - constriction rejects some invalid word arrays
-        raise FormatError(f"lossless: residual stream rejected by the decoder ({e})") from None
-    fam = _categorical()
+        coder = AnsDecoder(payload[start:], ANS_WORDS)
+    except FormatError as e:
+        raise FormatError(f"lossless: residual stream: {e}") from None
     with fixed_threads(1), torch.no_grad():
         st = PatchStepper(model, xl, quality)
         out = st.xl.clone()
@@ -235,7 +225,7 @@ def decode_residual(model: ResidualLM, xl: np.ndarray, quality: int, payload: by
                     if bool(m.any()):
                         pmf = integer_pmf(q[m], st.xl[sel[m], i, j, c]).numpy()
                         try:
-                            sym = coder.decode(fam, pmf)
+                            sym = coder.decode(pmf)
                         except Exception as e:  # noqa: BLE001
                             raise FormatError(f"lossless: residual stream does not decode ({e})") from None
                         xv = torch.from_numpy(np.asarray(sym, dtype=np.int64))

@@ -9,7 +9,7 @@ values of x carry all the mass::
 Training uses :func:`gmm_bits` (float32, differentiable). Coding uses :func:`quantise_params` and
 :func:`integer_pmf`: the parameters are rounded to a 1/64 grid and stored as integers, and the pmf
 over x ∈ 0..255 is a pure function of those integers computed (float32, vectorised erf) under one thread, then
-turned into integer frequencies (≥ 1). Encoder and decoder therefore hand constriction bit-identical
+turned into integer frequencies (≥ 1, ``entropy.models.quantise_pmf``). Encoder and decoder therefore hand constriction bit-identical
 tables.
 """
 
@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from ..entropy.models import quantise_pmf
 
 LOG_SIGMA_MIN, LOG_SIGMA_MAX = -3.0, 6.0
 GRID = 64  # parameters are coded on a 1/GRID grid
@@ -85,4 +87,4 @@ def integer_pmf(q: torch.Tensor, xl: torch.Tensor) -> torch.Tensor:
     rel = _SYMBOLS.view(1, -1) - lo.view(-1, 1).long()  # (N, 256)
     pmf = torch.gather(inside, 1, rel.clamp(0, WINDOW - 1))
     pmf = torch.where(rel < 0, left.unsqueeze(1), torch.where(rel >= WINDOW, right.unsqueeze(1), pmf))
-    return pmf.mul_(float(1 << FREQ_BITS)).floor_().add_(1.0)
+    return quantise_pmf(pmf, FREQ_BITS, reserve=False)

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..entropy.rangecoder import SymbolDecoder, encode_symbols
 from ..errors import FormatError, MissingComponentError
 from ..paths import PACKAGE_WEIGHTS
 from .base import TextCoder, register_text_coder
 from .lmcoders import BYTE_FREQS, MAX_TEXT_BYTES, MODE_FREQS
-from .rangecode import SymbolDecoder, encode_symbols
 
 PRIOR_PATH = PACKAGE_WEIGHTS / "caption_lm" / "clip_unigram.json"
 PRIOR_SCALE = 4.0  # weight of one training occurrence relative to the +1 floor
@@ -193,7 +193,7 @@ class ClipIndexCoder(TextCoder):
         return encode_symbols(syms, rows)
 
     def decode(self, data: bytes) -> str:
-        dec = SymbolDecoder(data)
+        dec = SymbolDecoder(data, "text stream")
         cap = 64 * len(data) + 256
         if dec.decode(MODE_FREQS) == 1:
             out = bytearray()

@@ -6,6 +6,7 @@ The coding distribution at every token is::
     p    = (1 - a) p_LM + a p_ngram                    a = ngram weight (0: LM only)
     p    = (1 - c) p + c counts / n                    c = cache weight, counts of tokens so far (0: none)
     f    = floor(p * (2^24 - V)) + 1                   every symbol codable, total <= 2^24
+                                                       (= entropy.models.quantise_pmf(p, 24, reserve=True))
 
 The cache term is Kuhn & De Mori's cache LM (c = lambda n / (n + k) after n tokens): long descriptions
 repeat their rare words ("sari", "bench"), which a small LM under-predicts.

@@ -3,7 +3,7 @@
 Layout (all counted in the stream, nothing shared out of band)::
 
     varint n_bytes | n_symbols-1 (8 bits) | n_symbols x [byte value (8 bits), code length-1 (5 bits)]
-    | Huffman bits (constriction QueueEncoder), zero padded to a byte
+    | Huffman bits (constriction QueueEncoder), zero padded to a byte (entropy.words.BIT_TRUNCATED)
 
 Both sides build constriction's Huffman tree from the dyadic distribution 2^-length, so the decoder
 gets exactly the encoder's tree from the transmitted lengths. For a 50-character caption the table
@@ -19,6 +19,8 @@ from collections import Counter
 import constriction
 import numpy as np
 
+from ..entropy.varint import decode_uvarint, encode_uvarint
+from ..entropy.words import BIT_TRUNCATED
 from ..errors import FormatError
 from .base import TextCoder, register_text_coder
 
@@ -55,12 +57,7 @@ class HuffmanCoder(TextCoder):
         raw = text.encode("utf-8", "surrogatepass")
         if len(raw) > MAX_BYTES:
             raise FormatError("text too long for the text channel (1 MiB cap)")
-        out = bytearray()
-        n = len(raw)
-        while n >= 0x80:
-            out.append((n & 0x7F) | 0x80)
-            n >>= 7
-        out.append(n)
+        out = bytearray(encode_uvarint(len(raw)))
         if not raw:
             return bytes(out)
         lengths = code_lengths(Counter(raw))
@@ -77,20 +74,14 @@ class HuffmanCoder(TextCoder):
         for b in raw:
             enc.encode_symbol(index[b], tree)
         words, bits = enc.get_compressed_and_bitrate()
-        out += words.astype("<u4").tobytes()[: (bits + 7) // 8]
+        out += BIT_TRUNCATED.to_bytes(words, bits)
         return bytes(out)
 
     def decode(self, data: bytes) -> str:
-        n = shift = pos = 0
-        while True:
-            if pos >= len(data) or shift > 21:
-                raise FormatError("corrupted text stream: bad Huffman length header")
-            b = data[pos]
-            pos += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
+        try:
+            n, pos = decode_uvarint(data, 0)
+        except FormatError:
+            raise FormatError("corrupted text stream: bad Huffman length header") from None
         if n > MAX_BYTES:
             raise FormatError("corrupted text stream: Huffman text over 1 MiB")
         if n == 0:
@@ -114,7 +105,7 @@ class HuffmanCoder(TextCoder):
         body = data[pos + tbytes:]
         if k > 1 and n > 8 * len(body) + 8:  # every symbol costs at least one bit
             raise FormatError("corrupted text stream: Huffman data too short")
-        words = np.frombuffer(body + b"\0" * ((-len(body)) % 4 + 4), dtype="<u4").astype(np.uint32)
+        words = BIT_TRUNCATED.to_words(body)
         tree = constriction.symbol.huffman.DecoderHuffmanTree(probs)
         dec = constriction.symbol.QueueDecoder(words)
         try:

@@ -4,7 +4,7 @@ Arithmetic coding ("language modelling is compression", Deletang et al. 2024; LL
 
     text -> tokens t_1..t_n (byte-level fallback if the tokenizer can't) -> + EOS
     BOS -> LM -> freqs_0 --code t_1--> LM -> freqs_1 --code t_2--> ... --code EOS--> [check bits]
-    all symbols -> constriction range coder -> shortest decodable bytes (rangecode.py)
+    all symbols -> constriction range coder -> shortest decodable bytes (entropy/rangecoder.py)
 
 The first coded symbol is the *mode* (tokens, or raw bytes when the tokenizer cannot reproduce the
 text exactly; the byte mode costs ~8 bits/byte but never loses text). Integrity: the TEXT stream
@@ -27,6 +27,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..entropy.rangecoder import SymbolDecoder, encode_symbols
+from ..entropy.varint import decode_uvarints, encode_uvarint
 from ..errors import FormatError, MissingComponentError
 from ..paths import PACKAGE_WEIGHTS
 from .base import TextCoder, register_text_coder
@@ -36,7 +38,6 @@ from .lm import (
     fixed_threads,
     load_causal_lm,
 )
-from .rangecode import SymbolDecoder, encode_symbols
 from .token_ngram import TokenNgram
 
 MODE_FREQS = np.array([(1 << 16) - 1, 1], dtype=np.int64)  # tokens vs byte fallback
@@ -206,7 +207,7 @@ class LMArithmeticCoder(_LMCoderBase):
         return encode_symbols(syms, rows)
 
     def decode(self, data: bytes) -> str:
-        dec = SymbolDecoder(data)
+        dec = SymbolDecoder(data, "text stream")
         check_row = np.ones(1 << self.check_bits, dtype=np.int64)
         syms, rows = [dec.decode(MODE_FREQS)], [MODE_FREQS]
         cap = 64 * len(data) + 256
@@ -300,7 +301,7 @@ class LMRankZipCoder(_LMCoderBase):
                     break
                 f = freqs[tok]
                 r = int((freqs > f).sum() + (freqs[:tok] == f).sum())
-                _put_varint(out, r)
+                out += encode_uvarint(r)
         c = zlib.compressobj(9, zlib.DEFLATED, -15)
         return c.compress(bytes(out)) + c.flush()
 
@@ -319,7 +320,10 @@ class LMRankZipCoder(_LMCoderBase):
                 raise FormatError("corrupted text stream: invalid UTF-8") from None
         if raw[0] != 0:
             raise FormatError("corrupted text stream: unknown mode")
-        ranks = _read_varints(raw, 1)
+        try:
+            ranks = decode_uvarints(raw, 1)
+        except FormatError as e:
+            raise FormatError(f"corrupted text stream: bad rank list ({e})") from None
         pos = iter(ranks)
         eos = self.lm.eos_id
 
@@ -337,29 +341,6 @@ class LMRankZipCoder(_LMCoderBase):
 
         ids = [t for _, t in self._walk_freqs(None, next_tok, limit=len(ranks) + 1)][:-1]
         return self.lm.decode_ids(ids)
-
-
-def _put_varint(out: bytearray, v: int) -> None:
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-
-
-def _read_varints(raw: bytes, start: int) -> list[int]:
-    vals: list[int] = []
-    v = shift = 0
-    for b in raw[start:]:
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if shift > 35:
-            raise FormatError("corrupted text stream: varint too long")
-        if not b & 0x80:
-            vals.append(v)
-            v = shift = 0
-    if shift:
-        raise FormatError("corrupted text stream: truncated varint")
-    return vals
 
 
 def _env_lm() -> str | None:

@@ -9,14 +9,13 @@ ResULIC codes the diffusion model's VAE latent rather than pixels; this is that 
 
 ``q`` (quantisation step, a 2^(k/4) ladder) is the rate knob at encode time: one trained model
 covers a range of rates, and the chosen ``k`` is written in the stream. Entropy-model parameters
-are computed with one torch thread so encoder and decoder build identical CDF indexes.
+follow the hyperprior rule of ``entropy/hyperprior.py`` (h_s on one thread, σ/q -> table index), with
+the means used as computed (μ/q, no grid: part of this format).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -27,7 +26,8 @@ from compressai.models.base import CompressionModel
 from compressai.models.utils import conv, deconv
 from torch import nn
 
-from ...container.varint import decode_uvarint, encode_uvarint
+from ...entropy.hyperprior import decode_latents, encode_latents
+from ...entropy.varint import decode_uvarint, encode_uvarint
 from ...errors import FormatError
 
 #: Quantisation step ladder q_k = 2^(k/4); k = 0 is the trained operating point.
@@ -37,17 +37,6 @@ PAD = 16  # latent size multiple: two stride-2 in g_a, two in h_a
 
 def q_step(k: int) -> float:
     return 2.0 ** (k / 4)
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run the entropy-parameter network on one thread: identical floats in every process."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 class LatentHyperprior(CompressionModel):
@@ -87,12 +76,6 @@ class LatentHyperprior(CompressionModel):
         ph, pw = (-h) % PAD, (-w) % PAD
         return F.pad(z, (0, pw, 0, ph), mode="replicate") if (ph or pw) else z
 
-    def _params(self, v_hat: torch.Tensor, q: float) -> tuple[torch.Tensor, torch.Tensor]:
-        with single_thread():
-            scales, means = self.h_s(v_hat).chunk(2, 1)
-            indexes = self.gaussian_conditional.build_indexes(scales / q)
-        return indexes, means / q
-
     @torch.no_grad()
     def compress_latent(self, z: torch.Tensor, q_index: int = 0) -> bytes:
         """Code one latent (1×C×h×w) into a self-delimiting payload: [k][len v][v bytes][y bytes]."""
@@ -101,11 +84,7 @@ class LatentHyperprior(CompressionModel):
         q = q_step(q_index)
         zp = self.pad(z)
         y = self.g_a(zp)
-        v = self.h_a(y)
-        v_str = self.entropy_bottleneck.compress(v)[0]
-        v_hat = self.entropy_bottleneck.decompress([v_str], v.shape[-2:])
-        indexes, means = self._params(v_hat, q)
-        y_str = self.gaussian_conditional.compress(y / q, indexes, means=means)[0]
+        v_str, y_str = encode_latents(self, y, self.h_a(y), step=q)
         return encode_uvarint(q_index) + encode_uvarint(len(v_str)) + v_str + y_str
 
     @torch.no_grad()
@@ -120,9 +99,8 @@ class LatentHyperprior(CompressionModel):
             raise FormatError("corrupted latent stream header")
         v_str, y_str = payload[pos : pos + n], payload[pos + n :]
         hp, wp = h + (-h) % PAD, w + (-w) % PAD
-        v_hat = self.entropy_bottleneck.decompress([v_str], (hp // PAD, wp // PAD))
-        indexes, means = self._params(v_hat, q_step(q_index))
-        y_hat = self.gaussian_conditional.decompress([y_str], indexes, means=means) * q_step(q_index)
+        q = q_step(q_index)
+        y_hat = decode_latents(self, v_str, y_str, (hp // PAD, wp // PAD), step=q) * q
         return self.g_s(y_hat)[..., :h, :w]
 
     # -- persistence ----------------------------------------------------------------------------

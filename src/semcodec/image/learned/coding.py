@@ -9,11 +9,11 @@ Encoder (one analysis per scale, then a search over the rate parameter on *estim
 
 Decoder: z_bytes ─► EB ─► h_s (1 thread) ─► σ, μ ─► GC.decompress ─► ÷gain(r) ─► g_s ─► upsampler ×s ─► crop.
 
-Determinism: everything that feeds the entropy coder (h_s output, i.e. the Gaussian table indexes and
-the means) is computed under one torch thread and the means are snapped to a 1/64 grid; the CDF
-tables are loaded from the weights file, never recomputed. The encoder reuses the estimate's h_s
-output only after checking that its ẑ equals what the decoder gets from z_bytes. All transforms run
-under a fixed thread count (``CODEC_THREADS``), so the decoded pixels never depend on the caller's.
+Determinism: the hyperprior rule of ``entropy/hyperprior.py`` (h_s on one thread, σ -> table index,
+CDF tables from the weights file), with the means snapped to a 1/64 grid (``MEAN_GRID``, part of
+this format). The encoder reuses the estimate's h_s output only after checking that its ẑ equals
+what the decoder gets from z_bytes. All transforms run under a fixed thread count
+(``CODEC_THREADS``), so the decoded pixels never depend on the caller's.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...determinism import fixed_threads
+from ...entropy.hyperprior import decode_latents, encode_latents, gaussian_params
 from .models import MEAN_GRID, LicSmall
 
 #: Rate parameter resolution: r = rate_code / RATE_STEPS, r in [0, levels-1].
@@ -117,16 +118,6 @@ class LicCoder:
         with fixed_threads(CODEC_THREADS), torch.inference_mode():
             yield
 
-    def _gaussian_params(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
-        with fixed_threads(1):
-            scales, means = self.model.h_s(z_hat).chunk(2, 1)
-            scales = self.model.gaussian_conditional.lower_bound_scale(scales).contiguous()
-            # == GaussianConditional.build_indexes (count of table entries below σ), in one call
-            table = self.model.gaussian_conditional.scale_table[:-1].contiguous()
-            indexes = torch.searchsorted(table, scales, side="left").int()
-            means = (torch.round(means / MEAN_GRID) * MEAN_GRID).contiguous()
-        return indexes, means
-
     def analyse(self, img: np.ndarray, scale: int) -> Tensor:
         with self.running():
             return self.model.g_a(prepare(img, scale).contiguous(memory_format=torch.channels_last))
@@ -138,7 +129,7 @@ class LicCoder:
             yg = y * gain
             z = self.model.h_a(yg)
             z_hat, z_lik = self.model.entropy_bottleneck(z, training=False)
-            indexes, means = self._gaussian_params(z_hat)
+            indexes, means = gaussian_params(self.model, z_hat, mean_grid=MEAN_GRID)
             gc = self.model.gaussian_conditional
             y_hat = torch.round(yg - means) + means
             y_lik = gc.likelihood_lower_bound(gc._likelihood(y_hat, gc.scale_table[indexes.long()], means))
@@ -150,22 +141,15 @@ class LicCoder:
         if trial is None or trial.rate_code != rate_code:
             trial = self.estimate(y, scale, rate_code)
         with self.running():
-            z_strings = self.model.entropy_bottleneck.compress(trial.z)
-            z_hat = self.model.entropy_bottleneck.decompress(z_strings, trial.z.shape[-2:])
-            if torch.equal(z_hat, trial.z_hat):
-                indexes, means = trial.indexes, trial.means
-            else:  # pragma: no cover - the two dequantisations are the same float ops
-                indexes, means = self._gaussian_params(z_hat)
-            y_strings = self.model.gaussian_conditional.compress(trial.y, indexes, means=means)
-        return Coded(scale, rate_code, z_strings[0], y_strings[0])
+            z_bytes, y_bytes = encode_latents(self.model, trial.y, trial.z, mean_grid=MEAN_GRID,
+                                              known=(trial.z_hat, trial.indexes, trial.means))
+        return Coded(scale, rate_code, z_bytes, y_bytes)
 
     def decode(self, coded: Coded, width: int, height: int) -> np.ndarray:
         lw, lh, pw, ph = coded_size(width, height, coded.scale)
         zshape = (ph // ALIGN, pw // ALIGN)
         with self.running():
-            z_hat = self.model.entropy_bottleneck.decompress([coded.z_bytes], zshape)
-            indexes, means = self._gaussian_params(z_hat)
-            y_hat = self.model.gaussian_conditional.decompress([coded.y_bytes], indexes, means=means)
+            y_hat = decode_latents(self.model, coded.z_bytes, coded.y_bytes, zshape, mean_grid=MEAN_GRID)
             _, inv_gain = self.model.gains(self._rate(coded.rate_code))
             x_low = self.model.g_s((y_hat * inv_gain).contiguous(memory_format=torch.channels_last))
             x_hat = self.model.upsample(x_low, coded.scale)

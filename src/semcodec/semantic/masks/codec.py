@@ -17,7 +17,7 @@ Payload layout (integers are LEB128 varints)::
 
 Only pixels inside each mask's bounding box are coded (outside is 0). ``ctx*`` body: one range-coder
 message for all masks in order (adaptive state shared), big-endian 32-bit words with trailing zero
-bytes dropped. ``rle`` body: per mask, varint length + run-length/DEFLATE bytes.
+bytes dropped (``entropy.words.RANGE_STRIPPED``). ``rle`` body: per mask, varint length + run-length/DEFLATE bytes.
 
 Decoding is sequential (one constriction call per pixel, about 2-3 µs), so sizes are capped: a
 corrupted or hostile payload raises :class:`FormatError` and never decodes more than
@@ -30,10 +30,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import constriction
 import numpy as np
 
-from ...container.varint import decode_uvarint, encode_uvarint
+from ...entropy.models import bernoulli_model
+from ...entropy.rangecoder import RangeDecoder, RangeEncoder
+from ...entropy.varint import decode_uvarint, encode_uvarint
+from ...entropy.words import RANGE_STRIPPED
 from ...errors import FormatError
 from .context import TEMPLATES, AdaptiveState, EstimatorParams, adaptive_probs, contexts, template_pad
 from .prior import crop_to_bbox, load_prior, prior_hash
@@ -52,9 +54,6 @@ ESTIMATORS = {
     "ctx": ("t16", EstimatorParams(inc=2, prior_weight=32, limit=1024)),
     "ctx0": ("t10", EstimatorParams(inc=2, prior_weight=1, limit=1024)),
 }
-
-_FAMILY = constriction.stream.model.Bernoulli(perfect=False)
-
 
 @dataclass(frozen=True)
 class MaskCoder:
@@ -89,15 +88,6 @@ def _prior_for(method: str, factor: int) -> np.ndarray:
     return np.full(1 << len(TEMPLATES[template]), 1 << 15, dtype=np.int64)
 
 
-def _words_to_bytes(words: np.ndarray) -> bytes:
-    return words.astype(">u4").tobytes().rstrip(b"\0")
-
-
-def _bytes_to_words(data: bytes) -> np.ndarray:
-    data = data + b"\0" * (-len(data) % 4)
-    return np.frombuffer(data, dtype=">u4").astype(np.uint32)
-
-
 def encode_masks(masks: Sequence[np.ndarray], method: str = "ctx", factor: int = 1) -> bytes:
     """Code same-sized H×W masks into one MASK payload."""
     if method not in METHODS or factor not in FACTORS:
@@ -129,9 +119,9 @@ def encode_masks(masks: Sequence[np.ndarray], method: str = "ctx", factor: int =
     ctx = np.concatenate([p[0] for p in parts])
     bits = np.concatenate([p[1] for p in parts])
     q = adaptive_probs(ctx, bits, _prior_for(method, factor), est)
-    enc = constriction.stream.queue.RangeEncoder()
-    enc.encode(bits.astype(np.int32), _FAMILY, q / 65536.0)
-    return bytes(head) + _words_to_bytes(enc.get_compressed())
+    enc = RangeEncoder()
+    enc.encode_bits(bits.astype(np.int32), q)
+    return bytes(head) + enc.to_bytes(RANGE_STRIPPED)
 
 
 def _decode_ctx(decoder: Any, state: AdaptiveState, tpl: tuple[tuple[int, int], ...], h: int, w: int,
@@ -144,7 +134,6 @@ def _decode_ctx(decoder: Any, state: AdaptiveState, tpl: tuple[tuple[int, int], 
     win_mask = (1 << n_row) - 1
     c0, c1, prior = state.c0, state.c1, state.prior
     inc, wt, limit = state.inc, state.w, state.limit
-    bern = constriction.stream.model.Bernoulli
     for y in range(h):
         up = np.zeros(w, dtype=np.int64)
         for k, (dy, dx) in enumerate(tpl[n_row:], start=n_row):
@@ -160,7 +149,7 @@ def _decode_ctx(decoder: Any, state: AdaptiveState, tpl: tuple[tuple[int, int], 
             p = 1 if p < 1 else (65535 if p > 65535 else p)
             model = models.get(p)
             if model is None:
-                model = models[p] = bern(p / 65536.0, perfect=False)
+                model = models[p] = bernoulli_model(p)
             b = int(decoder.decode(model))
             if b:
                 c1[c] = n1 + inc
@@ -232,7 +221,7 @@ def decode_masks(payload: bytes, expected_size: tuple[int, int] | None = None,
         state = AdaptiveState(_prior_for(method, factor), est)
         models: dict[int, Any] = {}
         try:
-            decoder = constriction.stream.queue.RangeDecoder(_bytes_to_words(body)) if total else None
+            decoder = RangeDecoder(body, RANGE_STRIPPED).raw if total else None
             for _, _, h, w in boxes:
                 crops.append(_decode_ctx(decoder, state, TEMPLATES[template], h, w, models) if h else None)
         except (ValueError, RuntimeError, AssertionError) as e:

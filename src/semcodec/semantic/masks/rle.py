@@ -10,7 +10,7 @@ import zlib
 
 import numpy as np
 
-from ...container.varint import decode_uvarint, encode_uvarint
+from ...entropy.varint import decode_uvarint, encode_uvarint
 from ...errors import FormatError
 
 
