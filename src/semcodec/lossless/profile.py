@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,8 @@ class LosslessProfile(Profile):
         q, _, base, xl = min(tried, key=lambda t: t[1])
         return q, base, xl
 
-    def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
+    def decode(self, streams: list[Stream], width: int, height: int,
+               texts: Sequence[str] | None = None) -> np.ndarray:
         base = [s for s in streams if s.kind == StreamKind.IMAGE]
         res = [s for s in streams if s.kind == StreamKind.RESIDUAL]
         if len(base) != 1 or len(res) != 1:

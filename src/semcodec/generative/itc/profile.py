@@ -19,6 +19,7 @@ other weights fails with :class:`ProfileMismatchError` instead of producing a di
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -140,9 +141,8 @@ class ItcProfile(Profile):
         return [Stream(StreamKind.PARAMS, self._params(len(base_streams))), text, *base_streams]
 
     # ------------------------------------------------------------------ decode
-    def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
-        from ...text import decode_text_stream
-
+    def decode(self, streams: list[Stream], width: int, height: int,
+               texts: Sequence[str] | None = None) -> np.ndarray:
         if len(streams) < 3 or streams[0].kind != StreamKind.PARAMS or streams[1].kind != StreamKind.TEXT:
             raise FormatError("itc: expected PARAMS, TEXT and base image streams")
         p = unpack_params(PARAMS_SCHEMA, streams[0].payload)
@@ -155,7 +155,7 @@ class ItcProfile(Profile):
         mode = MODES[int(p["mode"])]
         if mode == "controlnet" and not self.components.with_controlnet:
             raise MissingComponentError("this itc file needs a ControlNet: set SEMCODEC_CONTROLNET or --set controlnet=...")
-        caption = decode_text_stream(streams[1].payload)
+        caption = self.text_of(streams, 1, texts)
         base = self.base.decode_streams(streams[2 : 2 + n_base], width, height)
         settings = SamplerSettings(seed=int(p["seed"]), steps=int(p["steps"]), strength=p["strength"] / CENTI,
                                    guidance=p["guidance"] / CENTI, control_scale=p["control_scale"] / CENTI)

@@ -18,6 +18,7 @@ codec's config are hashed into the header via :meth:`SedicProfile.config`.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -133,9 +134,8 @@ class SedicProfile(Profile):
         return [params, *own, *base_streams]
 
     # ------------------------------------------------------------------ decode
-    def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
-        from ...text import decode_text_stream
-
+    def decode(self, streams: list[Stream], width: int, height: int,
+               texts: Sequence[str] | None = None) -> np.ndarray:
         if len(streams) < 3 or streams[0].kind != StreamKind.PARAMS or streams[1].kind != StreamKind.TEXT:
             raise FormatError("sedic: expected PARAMS, TEXT, (MASK) and base image streams")
         p = unpack_params(PARAMS_SCHEMA, streams[0].payload)
@@ -146,7 +146,7 @@ class SedicProfile(Profile):
         first_base = 3 if n_obj else 2
         if first_base + n_base > len(streams) or (n_obj and streams[2].kind != StreamKind.MASK):
             raise FormatError("sedic: stream layout does not match the parameters")
-        overall, names = unpack_texts(decode_text_stream(streams[1].payload), n_obj)
+        overall, names = unpack_texts(self.text_of(streams, 1, texts), n_obj)
         masks = (mask_stream.decode_masks(streams[2].payload, n_obj, width, height)
                  if n_obj else [])
         reference = self.base.decode_streams(streams[first_base : first_base + n_base], width, height)
