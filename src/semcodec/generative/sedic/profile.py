@@ -29,6 +29,7 @@ from ...errors import FormatError, RateError, SemcodecError
 from ...image.base import scaled_base
 from ...profiles import EncodeRequest, Profile
 from ...profiles.registry import register_profile
+from ...semantic.objects.records import GroundedObject
 from ..components import CONTROLNET_ENV, DiffusionComponents, fixed_threads
 from ..itc.profile import CENTI, MAX_STEPS, centi, diffusion_available
 from . import masks as mask_stream
@@ -154,7 +155,7 @@ class SedicProfile(Profile):
             seed=int(p["seed"]), steps=int(p["steps"]), strength=p["strength"] / CENTI, guidance=p["guidance"] / CENTI,
             control_scale=p["control_scale"] / CENTI, eta=p["eta"] / CENTI, t_prime=int(p["t_prime"]),
             global_strength=p["global_strength"] / CENTI)
-        objects = [(f"{n}, {d}" if d else n, n, m) for (n, d), m in zip(names, masks, strict=True)]
+        objects = [(GroundedObject(n, d, m).text, n, m) for (n, d), m in zip(names, masks, strict=True)]
         with fixed_threads():
             return orag_decode(self.components, reference, overall, objects, settings)
 
