@@ -158,3 +158,20 @@ def test_accepts_paths_pil_and_gray(tmp_path, natural_image: np.ndarray) -> None
     gray = semcodec.decompress(semcodec.compress(natural_image[..., 0], quality=50, profile="webp"))
     assert gray.shape == natural_image.shape
     assert zlib.crc32(a) == zlib.crc32(c)
+
+
+def test_decode_hands_the_decoded_texts_to_the_profile(monkeypatch):
+    """The pipeline decodes each TEXT stream once and passes the texts on (Profile.decode ``texts``)."""
+    import semcodec.pipeline as pipeline
+    from semcodec.profiles.base import Profile
+
+    data = pipeline.compress(np.full((16, 24, 3), 90, np.uint8), quality=50, profile="jpeg", caption="a grey card")
+    seen = []
+    prof = pipeline.profile_for_id(pipeline.open_container(data).profile_id)
+    original = type(prof).decode
+    monkeypatch.setattr(type(prof), "decode", lambda self, streams, w, h, texts=None: (
+        seen.append(list(texts)), original(self, streams, w, h, texts))[1])
+    assert pipeline.decode(data).texts == ["a grey card"] and seen == [["a grey card"]]
+    streams = pipeline.open_container(data).streams
+    assert Profile.text_of(streams, 1, ["given"]) == "given"  # taken from texts, not decoded again
+    assert Profile.text_of(streams, 1) == "a grey card"

@@ -41,7 +41,7 @@ class _DownscalePNG(Profile):
                 return [s]
         raise RateError("even the coarsest factor does not fit")
 
-    def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
+    def decode(self, streams: list[Stream], width: int, height: int, texts: list[str] | None = None) -> np.ndarray:
         payload = streams[0].payload
         if len(payload) < 2:
             raise FormatError("empty test payload")

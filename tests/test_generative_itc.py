@@ -94,7 +94,7 @@ def test_itc_roundtrip_in_a_fresh_process(coded, mode):
     assert here[0].texts == [CAPTION]
     assert np.array_equal(case["fresh"], here[0].image)  # fresh process, same bytes out
     # the diffusion really ran: the output is not the decoded base image
-    base = ItcProfile(**opts).base.decode(c.streams[2:], 32, 32)
+    base = ItcProfile(**opts).base.decode_streams(c.streams[2:], 32, 32)
     assert not np.array_equal(here[0].image, base)
 
 

@@ -29,8 +29,9 @@ from semcodec.generative.sedic.orag import (
     orag_decode,
 )
 from semcodec.generative.sedic.profile import PARAMS_SCHEMA, SedicProfile
-from semcodec.generative.sedic.semantics import SedicObject, Semantics, pack_texts, unpack_texts
+from semcodec.generative.sedic.semantics import pack_texts, unpack_texts
 from semcodec.pipeline import compress, decode
+from semcodec.semantic.objects.records import GroundedObject, SedicAnalysis
 from semcodec.text import decode_text_stream
 
 OVERALL = "a cat and a dog on a lawn"
@@ -99,7 +100,7 @@ def test_mask_fusion(bundle):
 
 def test_texts_pack_into_one_stream():
     a, b = _masks()
-    sem = Semantics("overall\nwith a newline", [SedicObject("cat: tabby", "small, sleepy", a), SedicObject("dog", "", b)])
+    sem = SedicAnalysis("overall\nwith a newline", [GroundedObject("cat: tabby", "small, sleepy", a), GroundedObject("dog", "", b)])
     text = pack_texts(sem)
     overall, objs = unpack_texts(text, 2)
     assert overall == "overall with a newline"

@@ -9,16 +9,9 @@ import pytest
 import torch
 
 from semcodec.errors import MissingComponentError
-from semcodec.train.losses import (
-    MURAI_KAPPA,
-    LPIPSNet,
-    RDLoss,
-    build_term,
-    load_clip,
-    load_lpips,
-    parse_kappa,
-    save_clip,
-)
+from semcodec.metrics.clip import load_clip, save_clip
+from semcodec.metrics.lpips import NETS, load_lpips
+from semcodec.train.losses import MURAI_KAPPA, RDLoss, build_term, parse_kappa
 
 
 def _pair(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,27 +32,39 @@ def test_weight_free_terms_bounded_and_zero_at_identity(name: str) -> None:
     assert float(term(x, x).max()) < 1e-4
 
 
-def test_missing_weights_say_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_weights_say_what_to_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("SEMCODEC_LPIPS", raising=False)
     monkeypatch.delenv("SEMCODEC_CLIP", raising=False)
+    monkeypatch.delenv("SEMCODEC_CLIP_MODEL", raising=False)
+    monkeypatch.setenv("SEMCODEC_ALEXNET_WEIGHTS", str(tmp_path / "nowhere.pth"))  # no fallback to found files
     for name in ("lpips", "clip-iqa", "clip-i2t"):
         with pytest.raises(MissingComponentError, match="SEMCODEC_"):
             build_term(name)
     assert parse_kappa("mse=0.5,lpips=0.2,clip-iqa=0.2,clip-i2t=0.1") == MURAI_KAPPA
 
 
-def test_lpips_saved_and_loaded(tmp_path: Path) -> None:
+def test_lpips_term_is_the_metric_network_with_gradients(tmp_path: Path) -> None:
+    """The loss term loads the metric's LPIPS from one folder (backbone + linear layers) and back-propagates."""
+    from safetensors.torch import save_file
+
+    from semcodec.metrics.backbones import build_features
+
     torch.manual_seed(0)
-    net = LPIPSNet("alex")
-    for lin in net.lins:
-        lin.weight.data.uniform_(0, 0.1)
-    net.save(tmp_path)
-    loaded = load_lpips(tmp_path)
+    feats = build_features("alexnet", random_init=True)
+    save_file({f"features.{k}": v.contiguous() for k, v in feats.state_dict().items()}, str(tmp_path / "alexnet.safetensors"))
+    torch.save({f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) * 0.1 for k, c in enumerate(NETS["alex"][2])},
+               tmp_path / "alex.pth")
+    metric_net = load_lpips("alex", tmp_path / "alexnet.safetensors", tmp_path / "alex.pth")
+    term = build_term("lpips", folder=str(tmp_path))
+    term.train()  # a training loop switches the loss to train mode: the frozen metric must stay in eval
+    assert not term.net.training
     x_hat, x = _pair()
-    assert torch.allclose(loaded(x_hat, x), net(x_hat, x))
-    d = build_term("lpips", folder=str(tmp_path))(x_hat, x)
+    d = term(x_hat, x)
+    assert torch.allclose(d, metric_net(2 * x_hat - 1, 2 * x - 1).clamp(0, 1))
     d.sum().backward()
-    assert bool((d > 0).all()) and x_hat.grad is not None
+    assert bool((d > 0).all()) and x_hat.grad is not None and x_hat.grad.abs().sum() > 0
+    with pytest.raises(MissingComponentError, match="SEMCODEC_LPIPS"):
+        build_term("lpips", folder=str(tmp_path / "empty"))
 
 
 def test_clip_terms_tiny_open_clip(tmp_path: Path) -> None:
@@ -71,7 +76,7 @@ def test_clip_terms_tiny_open_clip(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = open_clip.CLIP(**cfg)
     save_clip(model, cfg, tmp_path)
-    loaded, tok, _ = load_clip(tmp_path)
+    loaded, tok = load_clip(tmp_path).model, load_clip(tmp_path).tokenizer
     assert tok(["a photo"]).shape == (1, 16)
     x_hat, x = _pair(48)
     img = torch.rand(1, 3, 32, 32)

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import semcodec
@@ -61,3 +62,19 @@ def test_compress_dir_resumes_and_records_failures(tmp_path):
     with open(out / "manifest.csv", newline="") as f:
         manifest = list(csv.DictReader(f))
     assert sum(1 for r in manifest if not r["error"]) == 3
+
+
+def _dies(x: int) -> dict:
+    import os
+
+    if x == 1:
+        os._exit(3)  # a worker killed mid-job (OOM)
+    return {"x": x}
+
+
+def test_local_pool_worker_death_is_a_clear_error():
+    """The one local pool (compress-dir and eval): a dead worker stops the run with a resumable error."""
+    from semcodec.errors import SemcodecError
+
+    with pytest.raises(SemcodecError, match="worker process died"):
+        list(LocalExecutor(workers=2, retries=0, preload=["json"]).map_unordered(_dies, [(0,), (1,), (2,)]))

@@ -101,7 +101,7 @@ def decode(data: bytes, max_pixels: int | None = None, **profile_options: Any) -
             " same semcodec version and the same profile options/weights that wrote it"
         )
     texts = [decode_text_stream(s.payload) for s in container.streams_of(StreamKind.TEXT)]
-    image = prof.decode(container.streams, container.width, container.height)
+    image = prof.decode(container.streams, container.width, container.height, texts=texts)  # captions decoded once
     if image.shape != (container.height, container.width, 3) or image.dtype != np.uint8:
         raise FormatError(f"decoder returned {image.shape} {image.dtype}, expected the header size")
     return Decoded(image=image, texts=texts, container=container)

@@ -16,8 +16,6 @@ import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,12 +106,6 @@ def split_metrics(names: list[str]) -> tuple[list[str], list[str], dict[str, str
     return per, sets, missing
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, threads))
-
-
 def decoded_path(out: Path, profile: str, label: str, image: str) -> Path:
     return out / "decoded" / profile / label / (Path(image).stem + ".png")
 
@@ -147,13 +139,22 @@ def run_units(cfg: EvalConfig, table: ResultsTable, units: list[tuple[Path, str,
         table.append(row)
 
     bar = tqdm(total=len(units), desc="eval", unit="unit", disable=not cfg.progress, dynamic_ncols=True)
+    # One executor contract for both: Ray actors keep profiles/metrics loaded between units (failed units
+    # retried once, units of a dead worker resubmitted); the local pool forks its workers from a forkserver
+    # that imported the registries once. Rows are stored by this (single-writer) driver as they land.
+    from ..scale.executor import Executor, LocalExecutor
+
+    jobs = [(path, profile, bpp, options(q, path.name)) for path, profile, bpp, q in units]
+    executor: Executor
     if cfg.ray:
-        # Ray actors keep profiles/metrics loaded between units; failed units are retried once, units of a
-        # dead worker resubmitted; rows are stored by this (single-writer) driver as they land.
         from ..scale.ray_executor import RayExecutor
 
-        jobs = [(path, profile, bpp, options(q, path.name)) for path, profile, bpp, q in units]
-        with RayExecutor(cfg.ray, workers=cfg.workers if cfg.workers > 1 else None, threads=cfg.threads) as ex:
+        executor = RayExecutor(cfg.ray, workers=cfg.workers if cfg.workers > 1 else None, threads=cfg.threads)
+    else:  # evaluate_unit records codec errors in the row itself: a local rerun would only repeat them
+        executor = LocalExecutor(cfg.workers, cfg.threads, retries=0,
+                                 preload=["semcodec.eval._preload", *cfg.plugins])
+    try:
+        with executor as ex:
             for outcome in ex.map_unordered(evaluate_unit, jobs):
                 row = outcome.result
                 if "image" not in row:  # the unit could not run at all
@@ -161,44 +162,11 @@ def run_units(cfg: EvalConfig, table: ResultsTable, units: list[tuple[Path, str,
                     q = opts.get("quality")
                     row = {"image": Path(path).name, "profile": profile, "target_bpp": "" if bpp is None else bpp,
                            "quality": "" if q is None else q, "error": row.get("error", "unknown failure")}
+                bar.set_postfix_str(f"{row['image']} {row['profile']}", refresh=False)
                 store(row)
                 bar.update()
+    finally:
         bar.close()
-        return
-    if cfg.workers <= 1:
-        _init_worker(cfg.threads)
-        for path, profile, bpp, q in units:
-            bar.set_postfix_str(f"{path.name} {profile} {rate_label(bpp, q)}", refresh=False)
-            store(evaluate_unit(path, profile, bpp, options(q, path.name)))
-            bar.update()
-        bar.close()
-        return
-    import multiprocessing as mp
-
-    # forkserver: a clean process (no torch threads started) imports the registries once, workers fork from it.
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["semcodec.eval._preload", *cfg.plugins])
-    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx,
-                             initializer=_init_worker, initargs=(cfg.threads,)) as pool:
-        futures = {pool.submit(evaluate_unit, path, profile, bpp, options(q, path.name)): (path, profile, bpp, q)
-                   for path, profile, bpp, q in units}
-        try:
-            for fut in as_completed(futures):
-                path, profile, bpp, q = futures[fut]
-                try:
-                    row = fut.result()
-                except BrokenProcessPool:
-                    raise
-                except Exception as e:  # evaluate_unit catches codec errors; this is e.g. a pickling failure
-                    row = {"image": path.name, "profile": profile, "target_bpp": "" if bpp is None else bpp,
-                           "quality": "" if q is None else q, "error": f"{type(e).__name__}: {e}"[:500]}
-                store(row)
-                bar.update()
-        except BrokenProcessPool:
-            raise SemcodecError(
-                "a worker process died (out of memory?); finished units are saved, rerun to resume") from None
-        finally:
-            bar.close()
 
 
 def compute_set_metrics(cfg: EvalConfig, images: list[Path], set_metrics: list[str], points: dict) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from ..errors import FormatError, RateError
 from ..paths import PACKAGE_WEIGHTS
 from ..profiles.base import EncodeRequest, Profile
 from ..profiles.registry import register_profile
-from .base_codec import BASE_CODECS, decode_base, encode_base
+from .base_codec import BASES, decode_base, encode_base
 from .coder import DEFAULT_ADAPT_STEPS, decode_residual, encode_residual
 from .model import ResidualLM, load_model
 
@@ -66,8 +67,8 @@ class LosslessProfile(Profile):
         self.weights = str(Path(weights) if weights else default_weights())
         self.model = _cached_model(self.weights)
         self.base_codec = base_codec or self.model.cfg.base_codec
-        if self.base_codec not in BASE_CODECS:
-            raise ValueError(f"unknown base codec {self.base_codec!r}; choose from {sorted(BASE_CODECS)}")
+        if self.base_codec not in BASES:
+            raise ValueError(f"unknown base codec {self.base_codec!r}; choose from {sorted(BASES)}")
         self.base_quality = base_quality
         self.adapt_steps = DEFAULT_ADAPT_STEPS if adapt_steps is None else int(adapt_steps)
         if isinstance(choose_quality, str):  # from a CLI option string
@@ -107,7 +108,8 @@ class LosslessProfile(Profile):
         q, _, base, xl = min(tried, key=lambda t: t[1])
         return q, base, xl
 
-    def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
+    def decode(self, streams: list[Stream], width: int, height: int,
+               texts: Sequence[str] | None = None) -> np.ndarray:
         base = [s for s in streams if s.kind == StreamKind.IMAGE]
         res = [s for s in streams if s.kind == StreamKind.RESIDUAL]
         if len(base) != 1 or len(res) != 1:

@@ -5,7 +5,8 @@
     clip-iqa   softmax(100·cos(E_img(decoded), E_txt[“Good photo.”, “Bad photo.”]))[good]
                no-reference quality (Wang, Chan, Loy, AAAI 2023, antonym-prompt zero-shot variant), ↑
 
-The model is chosen by ``$SEMCODEC_CLIP_MODEL``:
+This is the project's one CLIP loader: the training losses (``semcodec.train.losses``) load their model
+here too. The model is chosen by ``$SEMCODEC_CLIP_MODEL`` (or passed explicitly):
   * a folder (or ``local-dir:FOLDER``) in open_clip's hub layout: ``open_clip_config.json`` with
     ``model_cfg`` (+ ``preprocess_cfg``) and ``open_clip_model.safetensors``;
   * ``hf-hub:org/name``: works only when the files are already in the local Hugging Face cache;
@@ -29,9 +30,10 @@ ENV_CKPT = "SEMCODEC_CLIP_CHECKPOINT"
 IQA_PROMPTS = ("Good photo.", "Bad photo.")
 
 
-def clip_spec() -> tuple[str, str | None] | str:
-    """(open_clip model name, checkpoint or None) from the environment, or the reason it is unusable."""
-    name = os.environ.get(ENV_MODEL, "").strip()
+def clip_spec(model: str | os.PathLike | None = None) -> tuple[str, str | None] | str:
+    """(open_clip model name, checkpoint or None) for ``model`` (default ``$SEMCODEC_CLIP_MODEL``), or the
+    reason it is unusable."""
+    name = str(model or os.environ.get(ENV_MODEL, "")).strip()
     hint = (f"set {ENV_MODEL} to an open_clip model folder (open_clip_config.json + open_clip_model.safetensors),"
             f" or to an architecture name such as ViT-B-32 with {ENV_CKPT}=<checkpoint file>")
     if not name:
@@ -50,7 +52,8 @@ def clip_spec() -> tuple[str, str | None] | str:
 
 
 class CLIPModel:
-    """An open_clip model + preprocessing + tokenizer, on CPU in eval mode."""
+    """An open_clip model + preprocessing + tokenizer, on CPU in eval mode, weights frozen (gradients
+    still flow to the inputs, which the training losses rely on)."""
 
     def __init__(self, name: str, checkpoint: str | None = None):
         import open_clip
@@ -59,6 +62,11 @@ class CLIPModel:
             name, pretrained=checkpoint, device="cpu", require_pretrained=True)
         self.model.eval().requires_grad_(False)
         self.tokenizer = open_clip.get_tokenizer(name)
+
+    @property
+    def preprocess_cfg(self) -> dict[str, Any]:
+        """open_clip's final preprocessing settings (``size``, ``mean``, ``std``, ...)."""
+        return dict(getattr(self.model.visual, "preprocess_cfg", {}) or {})
 
     def image_embedding(self, image: np.ndarray) -> torch.Tensor:
         from PIL import Image
@@ -75,13 +83,28 @@ class CLIPModel:
 _MODELS: dict[tuple[str, str | None], CLIPModel] = {}
 
 
-def load_clip() -> CLIPModel:
-    spec = clip_spec()
+def load_clip(model: str | os.PathLike | None = None) -> CLIPModel:
+    """The CLIP model ``model`` (see :func:`clip_spec`), loaded once per process."""
+    spec = clip_spec(model)
     if isinstance(spec, str):
         raise FileNotFoundError(spec)
     if spec not in _MODELS:
         _MODELS[spec] = CLIPModel(*spec)
     return _MODELS[spec]
+
+
+def save_clip(model: torch.nn.Module, model_cfg: dict[str, Any], folder: str | os.PathLike,
+              preprocess_cfg: dict[str, Any] | None = None) -> None:
+    """Write ``model`` as an open_clip local folder (the layout :func:`load_clip` reads)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": dict(model_cfg),
+                                                               "preprocess_cfg": dict(preprocess_cfg or {})}))
 
 
 class _CLIPMetric(Metric):

@@ -3,7 +3,7 @@
     x, y ∈ [-1,1] ─► scaling layer ─► backbone slices (5 ReLU stages) ─► unit-normalise channels
         ─► (φx − φy)² ─► 1×1 linear layer per stage (learned, ≥ 0) ─► spatial mean ─► sum over stages
 
-Two files are needed: the torchvision backbone (see :mod:`semcodec.metrics.backbones`) and the
+The training loss term ``lpips`` (:mod:`semcodec.train.losses`) uses this network too. Two files are needed: the torchvision backbone (see :mod:`semcodec.metrics.backbones`) and the
 LPIPS v0.1 linear layers (``alex.pth`` / ``vgg.pth``, keys ``lin{k}.model.1.weight``), which the
 ``lpips`` PyPI package ships (found there without importing it) or ``$SEMCODEC_LPIPS_WEIGHTS`` points to.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .backbones import backbone_file, backbone_missing, load_features, to_tensor
+from .backbones import BACKBONES, backbone_file, backbone_missing, load_features, to_tensor
 from .base import Metric, check_pair, register_metric, torch_threads
 from .weights import find_file, load_state_dict, package_file
 
@@ -28,9 +28,34 @@ NETS = {
 }
 
 
+def _linear_names(net: str) -> list[str]:
+    return [f"{net}.pth", f"lpips_{net}.pth", f"lpips_{net}.safetensors"]
+
+
 def linear_file(net: str) -> Path | None:
-    return find_file("SEMCODEC_LPIPS_WEIGHTS", [f"{net}.pth", f"lpips_{net}.pth", f"lpips_{net}.safetensors"]) or (
+    return find_file("SEMCODEC_LPIPS_WEIGHTS", _linear_names(net)) or (
         None if _env_set() else package_file("lpips", f"weights/v0.1/{net}.pth"))
+
+
+def lpips_files(net: str, folder: str | Path | None = None) -> tuple[Path, Path] | str:
+    """(backbone file, linear-layer file) of LPIPS-``net``, or why they are missing.
+
+    With ``folder`` both come from that one folder (standard names), else they are found as the metric
+    finds them (environment variables, metric weights folders, the ``lpips`` package)."""
+    if folder is None:
+        reason = lpips_missing(net)
+        if reason:
+            return reason
+        back, lin = backbone_file(NETS[net][0]), linear_file(net)
+        assert back is not None and lin is not None
+        return back, lin
+    d = Path(folder)
+    back_names, lin_names = BACKBONES[NETS[net][0]][1], _linear_names(net)
+    back = next((d / n for n in back_names if (d / n).is_file()), None)
+    lin = next((d / n for n in lin_names if (d / n).is_file()), None)
+    if back is None or lin is None:
+        return f"{d} must hold the backbone ({' or '.join(back_names)}) and the linear layers ({' or '.join(lin_names)})"
+    return back, lin
 
 
 def _env_set() -> bool:
@@ -60,9 +85,9 @@ class LPIPSNet(nn.Module):
             self.add_module(f"lin{k}", _Linear(c))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """``x``, ``y``: N×3×H×W in [-1, 1]; returns N distances."""
+        """``x``, ``y``: N×3×H×W in [-1, 1]; returns N distances (differentiable in ``x`` and ``y``)."""
         hx, hy = (x - self.shift) / self.scale, (y - self.shift) / self.scale
-        total = torch.zeros(x.shape[0])
+        total = x.new_zeros(x.shape[0])
         for k, s in enumerate(self.slices):
             hx, hy = s(hx), s(hy)
             nx = hx / (hx.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
@@ -86,19 +111,24 @@ def load_lpips(net: str, backbone: str | Path | None = None, linear: str | Path 
     return model.eval().requires_grad_(False)
 
 
+def lpips_missing(net: str) -> str | None:
+    """``None`` if both LPIPS files of ``net`` are found, else what to install or set."""
+    reason = backbone_missing(NETS[net][0])
+    if reason:
+        return reason
+    if linear_file(net) is None:
+        return (f"LPIPS v0.1 linear layers '{net}.pth' not found: `pip install lpips` (ships them) or set"
+                " SEMCODEC_LPIPS_WEIGHTS to the file or its folder")
+    return None
+
+
 class _LPIPS(Metric):
     net: ClassVar[str]
     higher_is_better: ClassVar[bool] = False
 
     @classmethod
     def availability(cls) -> str | None:
-        reason = backbone_missing(NETS[cls.net][0])
-        if reason:
-            return reason
-        if linear_file(cls.net) is None:
-            return (f"LPIPS v0.1 linear layers '{cls.net}.pth' not found: `pip install lpips` (ships them) or set"
-                    " SEMCODEC_LPIPS_WEIGHTS to the file or its folder")
-        return None
+        return lpips_missing(cls.net)
 
     def __init__(self) -> None:
         self._model: LPIPSNet | None = None

@@ -3,7 +3,7 @@
 Data flows one way::
 
     compress:   image ──► Profile.encode(EncodeRequest) ──► [Stream, ...] ──► Container ──► bytes
-    decompress: bytes ──► Container ──► Profile.decode(streams, size) ──► image
+    decompress: bytes ──► Container ──► Profile.decode(streams, size, texts) ──► image
 
 A profile never writes the container itself; the pipeline (``semcodec.pipeline``) adds the header,
 the optional user caption and verifies that the finished file is within the requested rate.
@@ -14,12 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..container import Stream
+from ..container import Stream, StreamKind
 
 
 @dataclass(frozen=True)
@@ -78,5 +79,21 @@ class Profile(ABC):
         """Code the image; the sum of ``framed_size()`` of the result must be ≤ ``request.max_bytes``."""
 
     @abstractmethod
-    def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
-        """Rebuild the H×W×3 uint8 image from the profile's own streams (TEXT streams included)."""
+    def decode(self, streams: list[Stream], width: int, height: int,
+               texts: Sequence[str] | None = None) -> np.ndarray:
+        """Rebuild the H×W×3 uint8 image from the profile's own streams (TEXT streams included).
+
+        ``texts``: the TEXT streams' texts in stream order, when the caller (the pipeline) has decoded
+        them already, so a caption is decoded once per file; read them with :meth:`text_of`.
+        """
+
+    @staticmethod
+    def text_of(streams: list[Stream], index: int, texts: Sequence[str] | None = None) -> str:
+        """The text of the TEXT stream ``streams[index]``: from ``texts`` if given, else decoded here."""
+        if texts is not None:
+            k = sum(1 for s in streams[:index] if s.kind == StreamKind.TEXT)
+            if k < len(texts):
+                return texts[k]
+        from ..text import decode_text_stream
+
+        return decode_text_stream(streams[index].payload)

@@ -2,7 +2,7 @@
 
     jobs ─► Executor.map_unordered(fn, jobs) ─► results as they finish ─► caller stores each at once
 
-Local execution runs in-process or in a spawn process pool; Ray execution keeps one long-lived actor per
+Local execution runs in-process or in a process pool (spawn, or a forkserver with preloaded modules: `semcodec eval`); Ray execution keeps one long-lived actor per
 CPU so heavy models load once per worker (profiles are cached per process), not once per image.
 """
 

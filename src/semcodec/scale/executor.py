@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import SemcodecError
+
 JobFn = Callable[..., dict[str, Any]]
 
 
@@ -58,12 +60,18 @@ class Executor:
 
 
 class LocalExecutor(Executor):
-    """In-process for one worker (simplest to debug), else a spawn process pool."""
+    """In-process for one worker (simplest to debug), else a process pool.
 
-    def __init__(self, workers: int = 1, threads: int = 1, retries: int = 1):
+    The pool starts workers with ``spawn``; given ``preload`` modules it uses a ``forkserver`` that imports
+    them once, so every worker forks with them (e.g. the profile and metric registries) already loaded.
+    A worker that dies takes the pool down: that raises :class:`SemcodecError` (finished jobs were
+    already yielded, so a resumable caller loses nothing)."""
+
+    def __init__(self, workers: int = 1, threads: int = 1, retries: int = 1, preload: Sequence[str] = ()):
         self.workers = max(1, workers)
         self.threads = threads
         self.retries = retries
+        self.preload = list(preload)
 
     def map_unordered(self, fn: JobFn, jobs: Iterable[Sequence[Any]]) -> Iterator[JobOutcome]:
         jobs = [tuple(j) for j in jobs]
@@ -79,8 +87,14 @@ class LocalExecutor(Executor):
             return
         import multiprocessing as mp
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
 
-        with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=init_worker,
+        if self.preload:
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(self.preload)
+        else:
+            ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=init_worker,
                                  initargs=(self.threads,)) as pool:
             pending = {pool.submit(call_job, fn, job): (job, 1) for job in jobs}
             while pending:
@@ -89,7 +103,10 @@ class LocalExecutor(Executor):
                     job, attempts = pending.pop(fut)
                     try:
                         result = fut.result()
-                    except Exception as e:  # a dead worker (BrokenProcessPool) or pickling failure
+                    except BrokenProcessPool:
+                        raise SemcodecError("a worker process died (out of memory?); finished jobs are saved,"
+                                            " rerun to resume") from None
+                    except Exception as e:  # e.g. a job that cannot be pickled
                         result = {"error": f"{type(e).__name__}: {e}"[:500]}
                     if result.get("error") and attempts <= self.retries:
                         pending[pool.submit(call_job, fn, job)] = (job, attempts + 1)

@@ -1,8 +1,8 @@
 """Train semcodec's caption LM: byte-level BPE tokenizer + small GPT-2, on training captions only.
 
-    python -m semcodec.text.train_lm train --run-dir /work/runs/caption_lm      # resumable
-    python -m semcodec.text.train_lm export --run-dir /work/runs/caption_lm     # -> weights/caption_lm/
-    python -m semcodec.text.train_lm ngram --run-dir /work/runs/caption_lm      # + token 4-gram, weight table
+    python -m semcodec.text.train_lm train --run-dir $SEMCODEC_RUNS/caption_lm      # resumable
+    python -m semcodec.text.train_lm export --run-dir $SEMCODEC_RUNS/caption_lm     # -> weights/caption_lm/
+    python -m semcodec.text.train_lm ngram --run-dir $SEMCODEC_RUNS/caption_lm      # + token 4-gram, weight table
 
 Data flow::
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..paths import PACKAGE_WEIGHTS, shared_data_dir
+from ..paths import PACKAGE_WEIGHTS, runs_dir, shared_data_dir
 from .corpus import build_documents, load_training_captions
 
 EOT = "<|endoftext|>"
@@ -286,7 +286,7 @@ def build_ngram(args: argparse.Namespace) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["train", "export", "ngram"], nargs="?", default="train")
-    p.add_argument("--run-dir", default="/work/runs/caption_lm")
+    p.add_argument("--run-dir", default=str(runs_dir() / "caption_lm"))
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default=str(PACKAGE_WEIGHTS / "caption_lm"))
     p.add_argument("--threads", type=int, default=1)

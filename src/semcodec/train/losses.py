@@ -11,10 +11,8 @@ always run. R is bits per pixel of the *full-resolution* image, so downscaled co
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -102,139 +100,61 @@ class GMSDTerm(LossTerm):
         return gms.flatten(1).std(1).clamp(0, 1)
 
 
-# --- LPIPS (Zhang et al. 2018) ---------------------------------------------------------------------
+# --- LPIPS (Zhang et al. 2018): the metric's network, used as a loss -------------------------------
+
 
 LPIPS_ENV = "SEMCODEC_LPIPS"
 
 
-class LPIPSNet(nn.Module):
-    """LPIPS: unit-normalised backbone features, squared differences weighted by 1×1 ``lin`` layers.
-
-    Backbone = torchvision AlexNet or VGG16 ``features``; a weights folder holds ``lpips.safetensors``
-    with keys ``backbone.*`` (torchvision ``features`` state dict) and ``lin{k}.weight`` (the v0.1
-    linear layers, shape 1×C_k×1×1) and ``config.json`` ``{"net": "alex"|"vgg"}``.
-    """
-
-    TAPS: ClassVar[dict[str, tuple[int, ...]]] = {"alex": (1, 4, 7, 9, 11), "vgg": (3, 8, 15, 22, 29)}
-
-    def __init__(self, net: str = "alex") -> None:
-        super().__init__()
-        import torchvision
-
-        self.net = net
-        self.backbone = (torchvision.models.alexnet(weights=None) if net == "alex"
-                         else torchvision.models.vgg16(weights=None)).features
-        chans = []
-        for i in self.TAPS[net]:
-            conv = [m for m in self.backbone[: i + 1] if isinstance(m, nn.Conv2d)][-1]
-            chans.append(conv.out_channels)
-        self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in chans)
-        self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1))
-        self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1))
-        self.requires_grad_(False)
-
-    def features(self, x: Tensor) -> list[Tensor]:
-        h = ((2 * x - 1) - self.shift) / self.scale
-        out, taps = [], set(self.TAPS[self.net])
-        for i, layer in enumerate(self.backbone):
-            h = layer(h)
-            if i in taps:
-                out.append(h / (h.pow(2).sum(1, keepdim=True).sqrt() + 1e-10))
-            if i >= max(taps):
-                break
-        return out
-
-    def forward(self, x_hat: Tensor, x: Tensor) -> Tensor:
-        fa, fb = self.features(x_hat), self.features(x)
-        return sum(lin((a - b).pow(2)).mean((1, 2, 3)) for lin, a, b in zip(self.lins, fa, fb, strict=True))
-
-    def save(self, folder: str | os.PathLike) -> None:
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        sd = {f"backbone.{k}": v for k, v in self.backbone.state_dict().items()}
-        sd.update({f"lin{i}.weight": lin.weight for i, lin in enumerate(self.lins)})
-        save_file({k: v.contiguous() for k, v in sd.items()}, str(folder / "lpips.safetensors"))
-        (folder / "config.json").write_text(json.dumps({"net": self.net}))
-
-
-def load_lpips(folder: str | os.PathLike | None = None) -> LPIPSNet:
-    from safetensors.torch import load_file
-
-    folder = folder or os.environ.get(LPIPS_ENV)
-    if not folder or not (Path(folder) / "lpips.safetensors").is_file():
-        raise MissingComponentError(
-            f"LPIPS weights not found: set {LPIPS_ENV} (or pass a folder) to a folder with lpips.safetensors"
-            " (torchvision AlexNet/VGG16 features as backbone.* + LPIPS v0.1 lin{k}.weight) and config.json")
-    folder = Path(folder)
-    net = LPIPSNet(json.loads((folder / "config.json").read_text()).get("net", "alex"))
-    sd = load_file(str(folder / "lpips.safetensors"))
-    net.backbone.load_state_dict({k[9:]: v for k, v in sd.items() if k.startswith("backbone.")})
-    for i, lin in enumerate(net.lins):
-        lin.weight.data.copy_(sd[f"lin{i}.weight"])
-    return net.eval()
-
-
 @register_term("lpips")
 class LPIPSTerm(LossTerm):
-    def __init__(self, folder: str | None = None) -> None:
+    """LPIPS of :mod:`semcodec.metrics.lpips` on images in [0, 1]. Weights: ``folder`` (``--lpips``), else
+    ``$SEMCODEC_LPIPS``, holding the torchvision backbone file and the LPIPS ``{net}.pth``; else found as the
+    metric finds them (``$SEMCODEC_ALEXNET_WEIGHTS`` + ``$SEMCODEC_LPIPS_WEIGHTS``, ...)."""
+
+    def __init__(self, folder: str | None = None, net: str = "alex") -> None:
+        from ..metrics.lpips import load_lpips, lpips_files
+
         super().__init__()
-        self.net = load_lpips(folder)
+        files = lpips_files(net, folder or os.environ.get(LPIPS_ENV) or None)
+        if isinstance(files, str):
+            raise MissingComponentError(f"LPIPS weights for the loss not found: set {LPIPS_ENV} (or --lpips) to a"
+                                        f" folder with them, or see semcodec.metrics.lpips; {files}")
+        self.net = load_lpips(net, *files)
+
+    def train(self, mode: bool = True) -> LPIPSTerm:
+        super().train(mode)
+        self.net.eval()  # frozen metric: its dropout layers must stay off while the codec trains
+        return self
 
     def forward(self, x_hat: Tensor, x: Tensor, captions: Sequence[str] | None = None) -> Tensor:
-        return self.net(x_hat, x).clamp(0, 1)
+        return self.net(2 * x_hat - 1, 2 * x - 1).clamp(0, 1)
 
 
-# --- CLIP terms (open_clip) ------------------------------------------------------------------------
+# --- CLIP terms: the metrics' CLIP loader ----------------------------------------------------------
 
 CLIP_ENV = "SEMCODEC_CLIP"
 
 
-def load_clip(folder: str | os.PathLike | None = None) -> tuple[nn.Module, Callable[[Sequence[str]], Tensor], Mapping]:
-    """Load an open_clip model from a local folder in the layout of open_clip hub repos.
-
-    ``open_clip_config.json`` = ``{"model_cfg": {...}, "preprocess_cfg": {...}}`` and
-    ``open_clip_model.safetensors``; the tokenizer is open_clip's bundled BPE (no download).
-    """
-    import open_clip
-    from safetensors.torch import load_file
-
-    folder = folder or os.environ.get(CLIP_ENV)
-    if not folder or not (Path(folder) / "open_clip_config.json").is_file():
-        raise MissingComponentError(
-            f"CLIP weights not found: set {CLIP_ENV} (or pass a folder) to an open_clip model folder with"
-            " open_clip_config.json and open_clip_model.safetensors (e.g. a copy of laion/CLIP-ViT-B-32-laion2B-s34B-b79K)")
-    folder = Path(folder)
-    cfg = json.loads((folder / "open_clip_config.json").read_text())
-    model_cfg = dict(cfg["model_cfg"])
-    model = open_clip.CLIP(**model_cfg)
-    model.load_state_dict(load_file(str(folder / "open_clip_model.safetensors")))
-    ctx = int(model_cfg.get("text_cfg", {}).get("context_length", 77))
-    tok = open_clip.tokenizer.SimpleTokenizer(context_length=ctx)
-    return model.eval().requires_grad_(False), tok, cfg.get("preprocess_cfg", {})
-
-
-def save_clip(model: nn.Module, model_cfg: Mapping, folder: str | os.PathLike, preprocess_cfg: Mapping | None = None) -> None:
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": dict(model_cfg),
-                                                               "preprocess_cfg": dict(preprocess_cfg or {})}))
-
-
 class _ClipTerm(LossTerm):
+    """A CLIP model from :func:`semcodec.metrics.clip.load_clip`: ``folder``, else ``$SEMCODEC_CLIP``, else
+    ``$SEMCODEC_CLIP_MODEL``; images are preprocessed differentiably (resize + normalise)."""
+
     def __init__(self, folder: str | None = None) -> None:
+        from ..metrics.clip import load_clip
+
         super().__init__()
-        self.model, self.tokenizer, pre = load_clip(folder)
+        try:
+            clip = load_clip(folder or os.environ.get(CLIP_ENV) or None)
+        except FileNotFoundError as e:
+            raise MissingComponentError(f"CLIP weights not found: set {CLIP_ENV} (or --clip) to an open_clip"
+                                        f" model folder; {e}") from None
+        self.model, self.tokenizer = clip.model, clip.tokenizer
+        pre = clip.preprocess_cfg
         size = self.model.visual.image_size
         self.size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
-        mean = pre.get("mean", (0.48145466, 0.4578275, 0.40821073))
-        std = pre.get("std", (0.26862954, 0.26130258, 0.27577711))
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor(pre.get("mean", (0.48145466, 0.4578275, 0.40821073))).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(pre.get("std", (0.26862954, 0.26130258, 0.27577711))).view(1, 3, 1, 1))
 
     def embed_image(self, x: Tensor) -> Tensor:
         x = F.interpolate(x.clamp(0, 1), size=self.size, mode="bicubic", align_corners=False, antialias=True)

@@ -1,7 +1,7 @@
 """Shared building blocks of the diffusion decoders: loaders, the component bundle, determinism helpers.
 
 Used by the ``itc`` and ``sedic`` profiles here and by the latent-space profiles (``perco``,
-``resulic``); see ``/work/notes/generative_api.md`` for the contract.
+``resulic``); the contract is :class:`DiffusionComponents` (``bundle.py``).
 """
 
 from .bundle import CONTROLNET_ENV, SD_MODEL_ENV, ComponentSources, DiffusionComponents

@@ -1,6 +1,6 @@
 """Load the parts of a latent diffusion model by HF hub id or local folder (``from_pretrained``).
 
-Every loader takes the *source* (``"stabilityai/stable-diffusion-2-1-base"`` or ``/models/sd21``) and a
+Every loader takes the *source* (``"stabilityai/stable-diffusion-2-1-base"`` or a local folder such as ``path/to/sd21``) and a
 subfolder (the diffusers pipeline layout: ``unet/ vae/ text_encoder/ tokenizer/ scheduler/``). A bare
 ``save_pretrained`` folder works too: when ``source/<subfolder>`` is absent but ``source`` itself holds
 a config, the folder is used directly. Nothing here downloads unless the source is a hub id and the

@@ -19,6 +19,7 @@ other weights fails with :class:`ProfileMismatchError` instead of producing a di
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,10 +27,10 @@ import numpy as np
 from ...container import Stream, StreamKind, stream_cost
 from ...container.params import pack_params, unpack_params
 from ...errors import FormatError, MissingComponentError, RateError, SemcodecError
+from ...image.base import scaled_base
 from ...profiles import EncodeRequest, Profile
 from ...profiles.registry import register_profile
 from ..components import CONTROLNET_ENV, DiffusionComponents, fixed_threads
-from ..components.base_image import BaseImageCodec
 from ..components.sampling import SamplerSettings, restore
 from .caption import caption_for
 
@@ -88,7 +89,7 @@ class ItcProfile(Profile):
         self.components = DiffusionComponents.from_sources(
             model, with_controlnet=controlnet is not None, controlnet=controlnet,
             use_controlnet_env=False, scheduler_kind=scheduler_kind, device=device, **parts)
-        self.base = BaseImageCodec(base_profile, base_scale, base_options)
+        self.base = scaled_base(base_profile, base_scale, base_options)
         if not 1 <= int(steps) <= MAX_STEPS:
             raise SemcodecError(f"steps must be in 1..{MAX_STEPS}")
         default_strength = 1.0 if mode == "controlnet" else 0.5
@@ -136,13 +137,12 @@ class ItcProfile(Profile):
             budget = request.max_bytes - own
             if budget <= 0:
                 raise RateError(f"itc: caption and parameters alone take {own} bytes, budget is {request.max_bytes}")
-        base_streams = self.base.encode(request.image, budget, request.quality)
+        base_streams = self.base.encode_streams(request.image, quality=request.quality, max_bytes=budget)
         return [Stream(StreamKind.PARAMS, self._params(len(base_streams))), text, *base_streams]
 
     # ------------------------------------------------------------------ decode
-    def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
-        from ...text import decode_text_stream
-
+    def decode(self, streams: list[Stream], width: int, height: int,
+               texts: Sequence[str] | None = None) -> np.ndarray:
         if len(streams) < 3 or streams[0].kind != StreamKind.PARAMS or streams[1].kind != StreamKind.TEXT:
             raise FormatError("itc: expected PARAMS, TEXT and base image streams")
         p = unpack_params(PARAMS_SCHEMA, streams[0].payload)
@@ -155,8 +155,8 @@ class ItcProfile(Profile):
         mode = MODES[int(p["mode"])]
         if mode == "controlnet" and not self.components.with_controlnet:
             raise MissingComponentError("this itc file needs a ControlNet: set SEMCODEC_CONTROLNET or --set controlnet=...")
-        caption = decode_text_stream(streams[1].payload)
-        base = self.base.decode(streams[2 : 2 + n_base], width, height)
+        caption = self.text_of(streams, 1, texts)
+        base = self.base.decode_streams(streams[2 : 2 + n_base], width, height)
         settings = SamplerSettings(seed=int(p["seed"]), steps=int(p["steps"]), strength=p["strength"] / CENTI,
                                    guidance=p["guidance"] / CENTI, control_scale=p["control_scale"] / CENTI)
         with fixed_threads():

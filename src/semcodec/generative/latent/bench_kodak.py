@@ -1,6 +1,6 @@
 """Kodak benchmark of the latent-space codec + TAEF2 decoder (the ``resulic`` profile without diffusion).
 
-    python -m semcodec.generative.latent.bench_kodak --q 0 4 8 --out /work/runs/resulic/bench.json
+    python -m semcodec.generative.latent.bench_kodak --q 0 4 8 --out $SEMCODEC_RUNS/resulic/bench.json
 
 Per image: TAEF2 alone (encode → decode, no quantisation: the ceiling of this decoder), then for each
 q-step index a real ``.smc`` from :func:`semcodec.pipeline.compress` (bpp = 8·file bytes / pixels),

@@ -1,6 +1,6 @@
 """Train the latent hyperprior (:mod:`.codec`) on VAE latents of BSDS500 (TAEF2 by default, any VAE with --vae).
 
-    python -m semcodec.generative.latent.train_codec --out /work/runs/resulic --minutes 70
+    python -m semcodec.generative.latent.train_codec --out $SEMCODEC_RUNS/resulic --minutes 70
 
 Steps: (1) encode BSDS500 train (and 20 val images) with the VAE once, cached in ``<out>/latents.pt``;
 (2) train on random 32×32 latent crops (= 256×256 pixels) with flips, loss λ·MSE(ẑ, z) + bpp, where
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...paths import shared_data_dir
+from ...paths import runs_dir, shared_data_dir
 from .codec import LatentHyperprior
 from .vae import load_latent_space
 
@@ -73,7 +73,7 @@ def rd_loss(model: LatentHyperprior, z: torch.Tensor, lmbda: float) -> tuple[tor
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="/work/runs/resulic")
+    ap.add_argument("--out", default=str(runs_dir() / "resulic"))
     ap.add_argument("--minutes", type=float, default=70)
     ap.add_argument("--lmbda", type=float, default=4.0)
     ap.add_argument("--batch", type=int, default=8)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -166,15 +167,14 @@ class PercoProfile(Profile):
                 "gh": grid[0], "gw": grid[1], "V": V}
 
     # ------------------------------------------------------------------ decode
-    def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
-        from ...text import decode_text_stream
-
+    def decode(self, streams: list[Stream], width: int, height: int,
+               texts: Sequence[str] | None = None) -> np.ndarray:
         if len(streams) < 3 or [s.kind for s in streams[:3]] != [StreamKind.PARAMS, StreamKind.TEXT, StreamKind.LATENT]:
             raise FormatError("perco file must hold PARAMS, TEXT, LATENT streams")
         p = unpack_params(PARAMS_SCHEMA, streams[0].payload)
         if p["version"] != 1 or p["V"] != self.head.V or not 1 <= p["steps"] <= MAX_STEPS:
             raise FormatError("perco PARAMS do not match this model")
-        caption = decode_text_stream(streams[1].payload)
+        caption = self.text_of(streams, 1, texts)
         m = self._multiple()
         ph, pw = height + (-height) % m, width + (-width) % m
         h, w = ph // self.space.factor, pw // self.space.factor

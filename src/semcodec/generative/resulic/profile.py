@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -233,9 +234,8 @@ class ResulicProfile(Profile):
                                            "steps": self.steps, "n_r": n_r, "guidance": self.guidance})
 
     # ------------------------------------------------------------------ decode
-    def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
-        from ...text import decode_text_stream
-
+    def decode(self, streams: list[Stream], width: int, height: int,
+               texts: Sequence[str] | None = None) -> np.ndarray:
         if len(streams) < 2 or streams[0].kind != StreamKind.PARAMS or streams[1].kind != StreamKind.LATENT:
             raise FormatError("resulic file must start with PARAMS, LATENT streams")
         p = unpack_params(PARAMS_SCHEMA, streams[0].payload)
@@ -243,7 +243,7 @@ class ResulicProfile(Profile):
             raise FormatError("resulic PARAMS out of range")
         text = ""
         if len(streams) > 2 and streams[2].kind == StreamKind.TEXT:
-            text = decode_text_stream(streams[2].payload)
+            text = self.text_of(streams, 2, texts)
         if p["diffusion"] and self.bundle is None:
             raise MissingComponentError(f"this file was refined with a diffusion model: set {MODEL_ENV} or --set model=")
         m = self._multiple()

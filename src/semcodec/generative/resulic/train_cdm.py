@@ -1,7 +1,7 @@
 """Fine-tune an ε-prediction UNet into ResULIC's compression-aware diffusion model (CDM).
 
-    python -m semcodec.generative.resulic.train_cdm --model /models/stable-diffusion-2-1-base \\
-        --codec /models/codec-sd21 --images /data/train --out /models/resulic-sd21 --steps 20000
+    python -m semcodec.generative.resulic.train_cdm --model $SEMCODEC_SD_MODEL \\
+        --codec path/to/codec-sd21 --images path/to/train_images --out path/to/resulic-sd21 --steps 20000
 
 Per step: crop → VAE latent x_0 → latent codec at a random q-step index → z_c (exactly what the
 decoder will see) → N_r from the relative error of z_c (:func:`start_step_for_distortion`, as the

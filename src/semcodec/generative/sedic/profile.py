@@ -18,6 +18,7 @@ codec's config are hashed into the header via :meth:`SedicProfile.config`.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,10 +26,11 @@ import numpy as np
 from ...container import Stream, StreamKind, stream_cost
 from ...container.params import pack_params, unpack_params
 from ...errors import FormatError, RateError, SemcodecError
+from ...image.base import scaled_base
 from ...profiles import EncodeRequest, Profile
 from ...profiles.registry import register_profile
+from ...semantic.objects.records import GroundedObject
 from ..components import CONTROLNET_ENV, DiffusionComponents, fixed_threads
-from ..components.base_image import BaseImageCodec
 from ..itc.profile import CENTI, MAX_STEPS, centi, diffusion_available
 from . import masks as mask_stream
 from .orag import OragSettings, orag_decode
@@ -69,7 +71,7 @@ class SedicProfile(Profile):
         self.components = DiffusionComponents.from_sources(
             model, with_controlnet=controlnet is not None, controlnet=controlnet, use_controlnet_env=False,
             scheduler_kind=scheduler_kind, device=device, **parts)
-        self.base = BaseImageCodec(base_profile, base_scale, base_options)
+        self.base = scaled_base(base_profile, base_scale, base_options)
         if not 1 <= int(steps) <= MAX_STEPS:
             raise SemcodecError(f"steps must be in 1..{MAX_STEPS}")
         if int(mask_factor) not in (1, 2, 4, 8):
@@ -128,14 +130,13 @@ class SedicProfile(Profile):
             budget = request.max_bytes - cost
             if budget <= 0:
                 raise RateError(f"sedic: semantics and parameters take {cost} bytes, budget is {request.max_bytes}")
-        base_streams = self.base.encode(request.image, budget, request.quality)
+        base_streams = self.base.encode_streams(request.image, quality=request.quality, max_bytes=budget)
         params = Stream(StreamKind.PARAMS, self._params(len(sem.objects), len(base_streams)))
         return [params, *own, *base_streams]
 
     # ------------------------------------------------------------------ decode
-    def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
-        from ...text import decode_text_stream
-
+    def decode(self, streams: list[Stream], width: int, height: int,
+               texts: Sequence[str] | None = None) -> np.ndarray:
         if len(streams) < 3 or streams[0].kind != StreamKind.PARAMS or streams[1].kind != StreamKind.TEXT:
             raise FormatError("sedic: expected PARAMS, TEXT, (MASK) and base image streams")
         p = unpack_params(PARAMS_SCHEMA, streams[0].payload)
@@ -146,15 +147,15 @@ class SedicProfile(Profile):
         first_base = 3 if n_obj else 2
         if first_base + n_base > len(streams) or (n_obj and streams[2].kind != StreamKind.MASK):
             raise FormatError("sedic: stream layout does not match the parameters")
-        overall, names = unpack_texts(decode_text_stream(streams[1].payload), n_obj)
+        overall, names = unpack_texts(self.text_of(streams, 1, texts), n_obj)
         masks = (mask_stream.decode_masks(streams[2].payload, n_obj, width, height)
                  if n_obj else [])
-        reference = self.base.decode(streams[first_base : first_base + n_base], width, height)
+        reference = self.base.decode_streams(streams[first_base : first_base + n_base], width, height)
         settings = OragSettings(
             seed=int(p["seed"]), steps=int(p["steps"]), strength=p["strength"] / CENTI, guidance=p["guidance"] / CENTI,
             control_scale=p["control_scale"] / CENTI, eta=p["eta"] / CENTI, t_prime=int(p["t_prime"]),
             global_strength=p["global_strength"] / CENTI)
-        objects = [(f"{n}, {d}" if d else n, n, m) for (n, d), m in zip(names, masks, strict=True)]
+        objects = [(GroundedObject(n, d, m).text, n, m) for (n, d), m in zip(names, masks, strict=True)]
         with fixed_threads():
             return orag_decode(self.components, reference, overall, objects, settings)
 

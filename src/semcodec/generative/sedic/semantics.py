@@ -17,39 +17,22 @@ All texts travel in ONE TEXT stream (one framing, one coder context)::
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from ...errors import FormatError, SemcodecError
+from ...semantic.objects.records import GroundedObject, SedicAnalysis
 
 MAX_OBJECTS = 3
-
-
-@dataclass
-class SedicObject:
-    name: str
-    details: str
-    mask: np.ndarray  # H×W bool
-
-    @property
-    def prompt(self) -> str:
-        return f"{self.name}, {self.details}" if self.details else self.name
-
-
-@dataclass
-class Semantics:
-    overall: str
-    objects: list[SedicObject] = field(default_factory=list)
 
 
 def _clean(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def pack_texts(sem: Semantics) -> str:
+def pack_texts(sem: SedicAnalysis) -> str:
     lines = [_clean(sem.overall)]
     for o in sem.objects:
         lines.append(f"{_clean(o.name).replace(':', ' ')}: {_clean(o.details)}".rstrip())
@@ -67,7 +50,7 @@ def unpack_texts(text: str, n_objects: int) -> tuple[str, list[tuple[str, str]]]
     return lines[0], objs
 
 
-def load_semantics_file(path: str | Path, width: int, height: int) -> Semantics:
+def load_semantics_file(path: str | Path, width: int, height: int) -> SedicAnalysis:
     """Read a semantics JSON (see module doc); masks are resized to the image size (nearest)."""
     path = Path(path)
     try:
@@ -83,8 +66,8 @@ def load_semantics_file(path: str | Path, width: int, height: int) -> Semantics:
             raise SemcodecError(f"cannot read mask {mpath}: {e}") from None
         if m.size != (width, height):
             m = m.resize((width, height), Image.Resampling.NEAREST)
-        objects.append(SedicObject(str(o["name"]), str(o.get("details", "")), np.asarray(m) > 0))
-    return Semantics(str(spec.get("overall", "")), objects)
+        objects.append(GroundedObject(str(o["name"]), str(o.get("details", "")), np.asarray(m) > 0))
+    return SedicAnalysis(str(spec.get("overall", "")), objects)
 
 
 def configured_analysis() -> bool:
@@ -97,7 +80,7 @@ def configured_analysis() -> bool:
     return bool((cfg.vlm or cfg.chat_url) and cfg.grounding_dino and cfg.sam)
 
 
-def analyse(image: np.ndarray, caption: str | None, semantics: str | None, auto: bool = True) -> Semantics:
+def analyse(image: np.ndarray, caption: str | None, semantics: str | None, auto: bool = True) -> SedicAnalysis:
     """The encoder's semantics for ``image`` (order in the module doc)."""
     h, w = image.shape[:2]
     if semantics:
@@ -111,6 +94,7 @@ def analyse(image: np.ndarray, caption: str | None, semantics: str | None, auto:
 
         cfg = SemanticConfig.from_env()
         got = analyze_sedic(image, cfg.vision_chat(), cfg.grounder(), cfg.segmenter())
-        objects = [SedicObject(o.name, o.details, np.asarray(o.mask, dtype=bool)) for o in got.objects]
-        return Semantics(caption if caption is not None else got.overall, objects[:MAX_OBJECTS])
-    return Semantics(caption or "")
+        for o in got.objects:
+            o.mask = np.asarray(o.mask, dtype=bool)
+        return SedicAnalysis(caption if caption is not None else got.overall, got.objects[:MAX_OBJECTS], got.dropped)
+    return SedicAnalysis(caption or "")

@@ -12,6 +12,7 @@ decoded result; with ``--quality`` (or no target) ``"auto"`` means no downscalin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -83,7 +84,8 @@ class ClassicalProfile(Profile):
             self.last_choice = choose(codec, image, request.max_bytes, scales, self.max_search_steps)
         return [Stream(StreamKind.IMAGE, self.last_choice.data)]
 
-    def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
+    def decode(self, streams: list[Stream], width: int, height: int,
+               texts: Sequence[str] | None = None) -> np.ndarray:
         images = [s for s in streams if s.kind == StreamKind.IMAGE]
         others = [s.kind.name.lower() for s in streams if s.kind not in (StreamKind.IMAGE, StreamKind.TEXT)]
         if len(images) != 1 or others:

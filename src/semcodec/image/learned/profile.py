@@ -10,6 +10,7 @@ code whose file fits; if even the lowest rate does not fit it tries the coarser 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -141,7 +142,8 @@ class LicProfile(Profile):
         return [Stream(StreamKind.PARAMS, params), Stream(StreamKind.LATENT, c.z_bytes + c.y_bytes)]
 
     # -- decoder ---------------------------------------------------------------------------------
-    def decode(self, streams: list[Stream], width: int, height: int) -> np.ndarray:
+    def decode(self, streams: list[Stream], width: int, height: int,
+               texts: Sequence[str] | None = None) -> np.ndarray:
         ps = [s for s in streams if s.kind == StreamKind.PARAMS]
         ls = [s for s in streams if s.kind == StreamKind.LATENT]
         if len(ps) != 1 or len(ls) != 1:

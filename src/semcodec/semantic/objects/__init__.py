@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from ..chat import Chat
@@ -23,28 +21,8 @@ from .describe import (
     sedic_prompt,
 )
 from .grounding import Detection, GroundingDinoDetector
+from .records import GroundedObject, SedicAnalysis
 from .sam import SamSegmenter
-
-
-@dataclass
-class GroundedObject:
-    name: str
-    details: str
-    box: tuple[float, float, float, float]
-    score: float
-    mask: np.ndarray  # H×W bool
-
-    @property
-    def text(self) -> str:
-        """The object's description as sent to the decoder (name + details)."""
-        return f"{self.name}, {self.details}" if self.details else self.name
-
-
-@dataclass
-class SedicAnalysis:
-    overall: str
-    objects: list[GroundedObject] = field(default_factory=list)
-    dropped: list[str] = field(default_factory=list)  # VLM names Grounding DINO could not find
 
 
 def ground_objects(image: np.ndarray, semantics: ObjectSemantics, detector: GroundingDinoDetector,
@@ -59,7 +37,7 @@ def ground_objects(image: np.ndarray, semantics: ObjectSemantics, detector: Grou
         if not mask.any():
             result.dropped.append(obj.name)
             continue
-        result.objects.append(GroundedObject(obj.name, obj.details, det.box, det.score, mask))
+        result.objects.append(GroundedObject(obj.name, obj.details, mask, box=det.box, score=det.score))
     return result
 
 
