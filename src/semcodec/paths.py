@@ -35,3 +35,8 @@ def shared_weights_dir() -> Path | None:
     if data is not None and (data.parent / "weights").is_dir():
         return (data.parent / "weights").resolve()
     return None
+
+
+def runs_dir() -> Path:
+    """Where training runs go by default: ``$SEMCODEC_RUNS`` if set, else ``./runs``."""
+    return Path(os.environ.get("SEMCODEC_RUNS") or "runs")

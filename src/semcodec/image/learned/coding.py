@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...determinism import fixed_threads
-from .models import MEAN_GRID, LicSmall
+from .models import MEAN_GRID, LicSmall, downscale
 
 #: Rate parameter resolution: r = rate_code / RATE_STEPS, r in [0, levels-1].
 RATE_STEPS = 8
@@ -67,8 +67,6 @@ def _pad_to(x: Tensor, h: int, w: int) -> Tensor:
 
 def prepare(img: np.ndarray, scale: int) -> Tensor:
     """uint8 H×W×3 -> padded low-resolution 1×3×h×w tensor for the analysis transform."""
-    from ...train.codec import downscale
-
     h, w = img.shape[:2]
     lw, lh, pw, ph = coded_size(w, h, scale)
     x = _pad_to(to_tensor(img), lh * scale, lw * scale)
