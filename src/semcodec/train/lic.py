@@ -46,10 +46,17 @@ def _scales(args: argparse.Namespace) -> tuple[list[int], np.ndarray]:
     return scales, probs / probs.sum()
 
 
+def _rd_loss(args: argparse.Namespace) -> Any:
+    from .losses import RDLoss, parse_kappa
+
+    kappa = parse_kappa(args.terms)
+    term_kwargs = {"lpips": {"folder": args.lpips}, "clip-iqa": {"folder": args.clip}, "clip-i2t": {"folder": args.clip}}
+    return RDLoss(kappa, {k: v for k, v in term_kwargs.items() if k in kappa})
+
+
 def train(args: argparse.Namespace) -> dict[str, float]:
     from ..image.learned.models import build_model
     from .data import CropSampler
-    from .losses import RDLoss, parse_kappa
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -58,9 +65,8 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     scales, probs = _scales(args)
     model_cfg = {"scales": tuple(scales), **(json.loads(args.model_cfg) if args.model_cfg else {})}
     model = build_model(args.model, **model_cfg)
-    kappa = parse_kappa(args.terms)
-    term_kwargs = {"lpips": {"folder": args.lpips}, "clip-iqa": {"folder": args.clip}, "clip-i2t": {"folder": args.clip}}
-    loss_fn = RDLoss(kappa, {k: v for k, v in term_kwargs.items() if k in kappa})
+    loss_fn = _rd_loss(args)
+    kappa = loss_fn.kappa
     train_set = CropSampler(data / "train", args.crop, args.captions, seed=args.seed, limit=args.limit)
     val_set = CropSampler(data / "val", args.crop, args.captions, seed=args.seed + 1, limit=args.limit) \
         if (data / "val").is_dir() else None
@@ -171,3 +177,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     last = train(args)
     print(json.dumps(last))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .args import lic_arguments
+
+    p = argparse.ArgumentParser(prog="python -m semcodec.train.lic", description=__doc__.splitlines()[0])
+    lic_arguments(p)
+    return cmd_train(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

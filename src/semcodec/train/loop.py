@@ -129,7 +129,7 @@ class TrainLoop:
         for name, g in self.rngs.items():
             if name in state.get("rng", {}):
                 _set_rng_state(g, state["rng"][name])
-        self.log({"event": "resumed", "step": self.step, "best": self.best})
+        self.log({"event": "resumed", "step": self.step, "best": self._best_or_none()})
         return state
 
     def save(self) -> None:
@@ -143,6 +143,9 @@ class TrainLoop:
     # -- logging ------------------------------------------------------------------------------------
     def log(self, record: Mapping[str, Any]) -> None:
         self._log.write(json.dumps(record, default=float) + "\n")
+
+    def _best_or_none(self) -> float | None:
+        return self.best if math.isfinite(self.best) else None  # strict JSON has no Infinity
 
     def _run_time(self) -> float:
         return self.clock() - self._t0 if hasattr(self, "_t0") else 0.0
@@ -211,7 +214,7 @@ class TrainLoop:
             bar.close()
             for sig, h in handlers.items():
                 signal.signal(sig, h)
-        self.log({"event": "stopped", "reason": stopped, "step": self.step, "best": self.best})
+        self.log({"event": "stopped", "reason": stopped, "step": self.step, "best": self._best_or_none()})
         return LoopResult(self.step, self.best, stopped, last)
 
     def close(self) -> None:
