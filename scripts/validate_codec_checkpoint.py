@@ -1,6 +1,6 @@
 """Validation numbers of a `semcodec train-codec` checkpoint (8 BSDS500 val centre crops, estimated bpp/PSNR).
 
-The same `semcodec.train.codec.validate` the trainer logs every --val-every steps, callable on any
+The same `semcodec.train.lic.validate` the trainer logs every --val-every steps, callable on any
 checkpoint so two of them can be compared before one is exported (MODEL_CARD.md of weights/lic).
 
 usage: python scripts/validate_codec_checkpoint.py CKPT.pt [--data ../shared/data/bsds500/val] > val.json
@@ -16,8 +16,8 @@ import torch
 
 from semcodec.image.learned.models import build_model
 from semcodec.paths import shared_data_dir
-from semcodec.train.codec import validate
 from semcodec.train.data import CropSampler
+from semcodec.train.lic import validate
 
 
 def main() -> None:

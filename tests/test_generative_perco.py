@@ -31,7 +31,7 @@ def tiny_sd(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def perco_model(tmp_path_factory) -> Path:
     """Runs the real training command (2 steps) on tiny models: the folder it writes is the model."""
-    from semcodec.generative.perco.train import main
+    from semcodec.train.perco import main
 
     root = tmp_path_factory.mktemp("perco")
     imgs = root / "imgs"

@@ -101,7 +101,7 @@ def test_cdm_finetune_command_smoke(tmp_path) -> None:
 
     from semcodec.generative.components import load_unet
     from semcodec.generative.latent.codec import LatentHyperprior
-    from semcodec.generative.resulic.train_cdm import main
+    from semcodec.train.resulic_cdm import main
 
     imgs = tmp_path / "imgs"
     imgs.mkdir()

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from lossless_tiny import small_image, tiny_model_dir
-from semcodec.lossless.bench import merge_results, parse_shard, run_bench, verify_saved
+from semcodec.bench.lossless import merge_results, parse_shard, run_bench, verify_saved
 
 
 @pytest.fixture(scope="module")

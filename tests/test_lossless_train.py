@@ -1,4 +1,5 @@
-"""Training smoke run: a few steps on tiny images, checkpoint, resume, export loadable by the profile."""
+"""``semcodec train lossless`` smoke runs: a few steps on tiny images, checkpoint, resume (also from a
+checkpoint of the former ``semcodec.lossless.train``), export loadable by the profile."""
 
 from __future__ import annotations
 
@@ -10,32 +11,78 @@ import numpy as np
 from PIL import Image
 
 from lossless_tiny import small_image, tiny_config
-from semcodec.lossless.commands import add_train_arguments
-from semcodec.lossless.model import load_model
-from semcodec.lossless.train import train
+from semcodec.lossless.model import LosslessConfig, ResidualLM, load_model
+from semcodec.train.args import lossless_arguments as add_train_arguments
+from semcodec.train.lossless import train
+
+
+def _log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "train.log").read_text().splitlines()]
+
+
+def _events(run: Path) -> str:
+    return "\n".join(str(r.get("event", "")) for r in _log(run))
+
+
+def _data(root: Path) -> Path:
+    for split, n in (("train", 3), ("val", 1)):
+        (root / "data" / split).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(small_image(40, 48, seed=i)).save(root / "data" / split / f"{i}.jpg", quality=95)
+    return root / "data"
 
 
 def test_train_resume_export(tmp_path: Path):
-    for split, n in (("train", 3), ("val", 1)):
-        (tmp_path / "data" / split).mkdir(parents=True)
-        for i in range(n):
-            Image.fromarray(small_image(40, 48, seed=i)).save(tmp_path / "data" / split / f"{i}.jpg", quality=95)
+    import torch
+
+    data = _data(tmp_path)
     cfg = tmp_path / "cfg.json"
     cfg.write_text(tiny_config().to_json())
     p = argparse.ArgumentParser()
     add_train_arguments(p)
-    common = ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--config", str(cfg),
+    common = ["--data", str(data), "--out", str(tmp_path / "run"), "--config", str(cfg), "-q",
               "--batch", "2", "--crop", "16", "--val-every", "2", "--val-batches", "1", "--ckpt-every", "1"]
     train(p.parse_args([*common, "--steps", "2"]))
-    log = (tmp_path / "run" / "train.log").read_text()
-    assert "done at step 2" in log
+    assert "done at step 2" in _events(tmp_path / "run")
     train(p.parse_args([*common, "--steps", "4", "--resume", "--export-to", str(tmp_path / "w")]))
-    log = (tmp_path / "run" / "train.log").read_text()
-    assert "start step 2" in log and "done at step 4" in log
-    vals = [json.loads(line.split(" val ", 1)[1]) for line in log.splitlines() if " val {" in line]
+    assert "start step 2" in _events(tmp_path / "run") and "done at step 4" in _events(tmp_path / "run")
+    vals = [r["val"] for r in _log(tmp_path / "run") if "val" in r]
     assert vals and all(np.isfinite(v["mean"]) for v in vals)
+    assert torch.load(tmp_path / "run" / "ckpt.pt", weights_only=True)["step"] == 4
     model = load_model(tmp_path / "w")
     assert model.cfg.patch == 4
+
+
+def test_resume_checkpoint_of_the_former_trainer(tmp_path: Path):
+    """A ``ckpt.pt`` in the key layout of the former ``lossless/train.py`` (model, opt, step, best, cfg,
+    torch_rng; no sampler state) resumes: weights, optimiser state, step, best and config are taken over."""
+    import torch
+
+    data = _data(tmp_path)
+    cfg = tiny_config()
+    torch.manual_seed(5)
+    model = ResidualLM(cfg)
+    opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-3, weight_decay=0.0)
+    x = torch.from_numpy(small_image(32, 32, seed=9)).permute(2, 0, 1)[None].contiguous()
+    model(x, (x // 8 * 8).to(torch.uint8), torch.tensor([0])).mean().backward()
+    opt.step()
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": 3, "best": 7.5,
+                "cfg": cfg.to_json(), "torch_rng": torch.get_rng_state()}, run / "ckpt.pt")
+    p = argparse.ArgumentParser()
+    add_train_arguments(p)
+    # --config points elsewhere on purpose: a resumed run keeps the config of its checkpoint
+    other = tmp_path / "other.json"
+    other.write_text(LosslessConfig().to_json())
+    train(p.parse_args(["--data", str(data), "--out", str(run), "--config", str(other), "--batch", "2", "--crop", "16",
+                        "--val-every", "100", "--val-batches", "1", "--steps", "4", "--resume", "-q"]))
+    assert "start step 3" in _events(run) and "done at step 4" in _events(run)
+    state = torch.load(run / "ckpt.pt", weights_only=True)
+    assert state["step"] == 4 and state["cfg"] == cfg.to_json()
+    assert state["best"] <= 7.5  # the final validation only replaces best when it improves on it
+    steps = {int(s["step"]) for s in state["opt"]["state"].values()}
+    assert steps == {2}  # AdamW continued from the saved moments: one step before, one after resuming
 
 
 def test_warm_start_grows_model_and_downsampled_data(tmp_path: Path):
@@ -45,7 +92,7 @@ def test_warm_start_grows_model_and_downsampled_data(tmp_path: Path):
 
     from lossless_tiny import TINY_GPT2, tiny_model_dir
     from semcodec.lossless.model import ResidualLM
-    from semcodec.lossless.train import init_from, load_training_image
+    from semcodec.train.lossless import init_from, load_training_image
 
     src_dir = tiny_model_dir(tmp_path / "src", checkerboard=False)
     src = load_model(src_dir)
@@ -67,14 +114,14 @@ def test_warm_start_grows_model_and_downsampled_data(tmp_path: Path):
     for split, n in (("train", 2), ("test", 1), ("val", 1)):
         (data / split).mkdir(parents=True)
         for i in range(n):
-            Image.fromarray(small_image(48, 64, seed=i)).save(data / split / f"{i}.jpg", quality=95)
+            Image.fromarray(small_image(64, 80, seed=i)).save(data / split / f"{i}.jpg", quality=95)
     cfg = tmp_path / "cfg.json"
     cfg.write_text(tiny_config(backbone_config={**TINY_GPT2, "n_layer": 2}).to_json())
     p = argparse.ArgumentParser()
     add_train_arguments(p)
     train(p.parse_args(["--data", str(data), "--out", str(tmp_path / "run"), "--config", str(cfg), "--batch", "2",
                         "--crop", "16", "--val-every", "2", "--val-batches", "1", "--steps", "2", "--downsample", "2",
-                        "--train-splits", "train,test", "--init-from", str(src_dir)]))
-    log = (tmp_path / "run" / "train.log").read_text()
+                        "--train-splits", "train,test", "--init-from", str(src_dir), "-q"]))
+    log = _events(tmp_path / "run")
     assert "warm start from" in log and "3 train images" in log and "done at step 2" in log
     assert len(list((tmp_path / "run" / "cache").glob("heif50_d2/*.npz"))) == 4

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from semcodec.bench.masks import jbig1_bits
 from semcodec.errors import FormatError
 from semcodec.semantic.masks import MaskCoder, decode_masks, downsample, encode_masks, upsample
-from semcodec.semantic.masks.bench import jbig1_bits
 from semcodec.semantic.masks.context import (
     TEMPLATES,
     AdaptiveState,

@@ -99,7 +99,7 @@ def test_witten_bell_normalises():
 
 
 def test_text_bench_file_set(tmp_path, capsys):
-    from semcodec.text.bench import add_arguments, run
+    from semcodec.bench.text import add_arguments, run
 
     f = tmp_path / "caps.txt"
     f.write_text("A dog runs on the beach.\nTwo cats sleep on a couch.\n")

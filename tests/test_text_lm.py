@@ -19,7 +19,7 @@ from semcodec.text.lmcoders import (
     LMCacheArithmeticCoder,
     LMRankZipCoder,
 )
-from semcodec.text.train_lm import train_tokenizer
+from semcodec.train.caption_lm import train_tokenizer
 from thread_counts import under_thread_counts
 
 CAPTIONS = [

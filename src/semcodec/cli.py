@@ -17,7 +17,8 @@ from typing import Any
 from .errors import SemcodecError
 
 #: Modules contributing subcommands: each defines ``add_commands(subparsers) -> None``.
-COMMAND_MODULES: list[str] = ["semcodec.train.cli", "semcodec.eval.cli", "semcodec.scale.cli", "semcodec.report.cli", "semcodec.text.cli", "semcodec.semantic.cli", "semcodec.lossless.commands"]
+COMMAND_MODULES: list[str] = ["semcodec.train.cli", "semcodec.eval.cli", "semcodec.scale.cli", "semcodec.report.cli",
+                              "semcodec.bench.cli", "semcodec.commands.analyze", "semcodec.commands.lossless"]
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:

@@ -38,5 +38,5 @@ def shared_weights_dir() -> Path | None:
 
 
 def runs_dir() -> Path:
-    """Where training runs, benchmarks and evaluations write: ``$SEMCODEC_RUNS``, default ``./runs``."""
-    return Path(os.environ.get("SEMCODEC_RUNS", "runs"))
+    """Where training runs go by default: ``$SEMCODEC_RUNS`` if set, else ``./runs``."""
+    return Path(os.environ.get("SEMCODEC_RUNS") or "runs")

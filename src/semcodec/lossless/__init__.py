@@ -14,8 +14,9 @@ compression with visual prompts), sized for a CPU.
 
 Modules: ``base_codec`` (pluggable lossy bases), ``model`` (ResidualLM, config, weights I/O),
 ``mixture`` (discretised GMM: training bits and exact integer pmfs), ``adapter`` (per-image head
-adapter: ~450 int8 numbers the encoder fits to the image), ``coder`` (patch-parallel KV-cached coding), ``profile`` (profile ``lossless``, id 48), ``train`` (``semcodec train-lossless``),
-``bench`` (``semcodec lossless-bench``).
+adapter: ~450 int8 numbers the encoder fits to the image), ``coder`` (patch-parallel KV-cached coding), ``profile`` (profile ``lossless``, id 48). Trained by
+``semcodec.train.lossless`` (``semcodec train lossless``), measured by ``semcodec.bench.lossless``
+(``semcodec lossless-bench``): tools above this package.
 
 Where this differs from the paper and why (a 2-core CPU instead of an A100 and a 7B LLM):
 - a small GPT-2 (3 layers, width 64) trained on BSDS500 (2× box-downsampled, which removes most

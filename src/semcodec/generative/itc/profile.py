@@ -32,6 +32,7 @@ from ...profiles import EncodeRequest, Profile
 from ...profiles.registry import register_profile
 from ..components import CONTROLNET_ENV, DiffusionComponents, fixed_threads
 from ..components.sampling import SamplerSettings, restore
+from ..components.settings import CENTI, MAX_STEPS, centi, diffusion_available
 from .caption import caption_for
 
 PARAMS_SCHEMA: list[tuple[str, Any]] = [
@@ -44,25 +45,7 @@ PARAMS_SCHEMA: list[tuple[str, Any]] = [
     ("control_scale", "u"),
     ("n_base", "u"),
 ]
-CENTI = 100
-
-
-def centi(x: float) -> int:
-    """Quantise a setting to 1/100 (what the file can carry); the encoder keeps the quantised value."""
-    if not 0 <= x <= 10_000:
-        raise SemcodecError(f"setting {x} out of range 0..10000")
-    return int(round(float(x) * CENTI))
 MODES = ("img2img", "controlnet")
-MAX_STEPS = 1000
-
-
-def diffusion_available() -> str | None:
-    try:
-        import diffusers  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as e:
-        return f"needs diffusers and transformers ({e.name} missing): pip install diffusers transformers"
-    return None
 
 
 @register_profile

@@ -13,7 +13,7 @@ The grid is chosen from the byte budget (finest grid whose streams fit), or from
 grid cell size in latent pixels. Model folder (``--set model=DIR`` or ``$SEMCODEC_PERCO_MODEL``): a
 diffusers layout ``unet/`` (with the D extra inputs), ``vae/``, ``text_encoder/``, ``tokenizer/``,
 ``scheduler/`` and ``perco/`` (hyper-encoder, codebook, null embedding), as written by
-``python -m semcodec.generative.perco.train``. ``--set vae=taef2`` swaps in the TAEF2 autoencoder
+``semcodec train perco``. ``--set vae=taef2`` swaps in the TAEF2 autoencoder
 when the UNet works in the FLUX.2 latent space.
 """
 
@@ -70,7 +70,7 @@ class PercoProfile(Profile):
             raise MissingComponentError(
                 f"perco needs a PerCo model folder: set {MODEL_ENV} or --set model=DIR (a diffusers layout with"
                 " unet/ carrying the extra VQ input channels, vae/, text_encoder/, tokenizer/, scheduler/ and perco/;"
-                " build one with `python -m semcodec.generative.perco.train`)"
+                " build one with `semcodec train perco`)"
             )
         if vae and not is_taef2(vae):
             parts["vae"] = vae

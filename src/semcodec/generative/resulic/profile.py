@@ -88,7 +88,7 @@ class ResulicProfile(Profile):
         self.codec_dir = Path(codec or os.environ.get(CODEC_ENV) or DEFAULT_CODEC)
         if not (self.codec_dir / "model.safetensors").is_file():
             raise MissingComponentError(f"latent codec weights not found in {self.codec_dir} (set {CODEC_ENV}"
-                                        " or --set codec=DIR; train one with semcodec.generative.latent.train_codec)")
+                                        " or --set codec=DIR; train one with `semcodec train latent-codec`)")
         if not 1 <= int(steps) <= MAX_STEPS:
             raise ValueError(f"steps must be in 1..{MAX_STEPS}")
         self.steps, self.guidance, self.seed = int(steps), float(guidance), int(seed)

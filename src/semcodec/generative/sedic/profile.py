@@ -31,7 +31,7 @@ from ...profiles import EncodeRequest, Profile
 from ...profiles.registry import register_profile
 from ...semantic.objects.records import GroundedObject
 from ..components import CONTROLNET_ENV, DiffusionComponents, fixed_threads
-from ..itc.profile import CENTI, MAX_STEPS, centi, diffusion_available
+from ..components.settings import CENTI, MAX_STEPS, centi, diffusion_available
 from . import masks as mask_stream
 from .orag import OragSettings, orag_decode
 from .semantics import MAX_OBJECTS, analyse, pack_texts, unpack_texts
@@ -40,7 +40,7 @@ PARAMS_SCHEMA: list[tuple[str, Any]] = [
     ("version", "u"),
     ("seed", "u"),
     ("steps", "u"),
-    ("strength", "u"),  # real-valued settings in 1/100 units (itc.profile.centi)
+    ("strength", "u"),  # real-valued settings in 1/100 units (components.settings.centi)
     ("guidance", "u"),
     ("control_scale", "u"),
     ("eta", "u"),

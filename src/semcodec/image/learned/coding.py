@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ...determinism import fixed_threads
 from ...entropy.hyperprior import decode_latents, encode_latents, gaussian_params
-from .models import MEAN_GRID, LicSmall
+from .models import MEAN_GRID, LicSmall, downscale
 
 #: Rate parameter resolution: r = rate_code / RATE_STEPS, r in [0, levels-1].
 RATE_STEPS = 8
@@ -68,8 +68,6 @@ def _pad_to(x: Tensor, h: int, w: int) -> Tensor:
 
 def prepare(img: np.ndarray, scale: int) -> Tensor:
     """uint8 H×W×3 -> padded low-resolution 1×3×h×w tensor for the analysis transform."""
-    from ...train.codec import downscale
-
     h, w = img.shape[:2]
     lw, lh, pw, ph = coded_size(w, h, scale)
     x = _pad_to(to_tensor(img), lh * scale, lw * scale)

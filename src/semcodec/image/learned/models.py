@@ -70,6 +70,14 @@ SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
 MEAN_GRID = 1.0 / 64
 
 
+def downscale(x: Tensor, s: int) -> Tensor:
+    """The one downscaler used in training and coding (antialiased bicubic)."""
+    if s == 1:
+        return x
+    h, w = x.shape[-2:]
+    return F.interpolate(x, size=(h // s, w // s), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+
+
 def scale_table() -> Tensor:
     return torch.exp(torch.linspace(math.log(SCALE_MIN), math.log(SCALE_MAX), SCALE_LEVELS))
 

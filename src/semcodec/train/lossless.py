@@ -1,4 +1,4 @@
-"""Training of the residual LM on BSDS500 (CPU): ``semcodec train-lossless``.
+"""Training of the lossless residual LM on BSDS500 (CPU): ``semcodec train lossless`` (alias ``train-lossless``).
 
 Each sample is a random (64+2m)² crop of a training image, its lossy base x_l at a random quality from
 ``cfg.qualities`` (pre-coded once and cached as .npz under ``<out>/cache``) and the quality index.
@@ -7,27 +7,28 @@ only feeds the convolutional global embedding, so a crop sees the same context i
 whole image. Crops are aligned to the 8-pixel grid so patches sit on the HEVC block grid as they do
 at coding time.
 
-Checkpoints (``<out>/ckpt.pt``: weights, optimiser, step, RNG) are written every ``--ckpt-every``
-steps and on exit (also on SIGTERM); ``--resume`` continues from them. The best validation model is exported as
-``<out>/export/{config.json,model.safetensors}``; ``--export-to`` copies it into the package.
+The run itself is :class:`~semcodec.train.loop.TrainLoop`: ``<out>/ckpt.pt`` (weights, optimiser,
+step, best, RNG, plus the model config) every ``--ckpt-every`` steps and on exit (also on SIGTERM);
+``--resume`` continues from it, also from checkpoints of the former ``semcodec.lossless.train``. The best
+validation model is exported as ``<out>/export/{config.json,model.safetensors}``; ``--export-to``
+copies it into the package.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
-import signal
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .base_codec import encode_base
-from .model import LosslessConfig, ResidualLM, parameter_count, save_model
+from ..lossless.base_codec import encode_base
+from ..lossless.model import LosslessConfig, ResidualLM, parameter_count, save_model
+from .args import lossless_arguments
+from .loop import TrainLoop, warmup_cosine
 
 MARGIN = 8
 
@@ -155,102 +156,70 @@ def init_from(model: ResidualLM, folder: Path) -> list[str]:
     return partial
 
 
-def train(args: argparse.Namespace) -> Path:
-    from tqdm import tqdm
+def _config(args: argparse.Namespace, ckpt: Path) -> LosslessConfig:
+    """A resumed run keeps the config it started with (stored in the checkpoint)."""
+    if args.resume and ckpt.exists():
+        return LosslessConfig.from_dict(json.loads(torch.load(ckpt, weights_only=True)["cfg"]))
+    if args.config:
+        return LosslessConfig.from_dict(json.loads(Path(args.config).read_text()))
+    return LosslessConfig()
 
+
+def _images(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
+    data = Path(args.data)
+    train = [f for s in args.train_splits.split(",") for f in _list_images(data / s)]
+    train += [f for d in filter(None, args.train_dirs.split(",")) for f in _list_images(Path(d))]
+    train = _large_enough(train, args.crop, args.downsample)[: args.max_images or None]
+    return train, _list_images(data / "val")[: args.val_images]
+
+
+def train(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = open(out / "train.log", "a", buffering=1)  # noqa: SIM115 - line-buffered, lives for the run
-    ckpt_path = out / "ckpt.pt"
-    cfg = LosslessConfig()
-    if args.config:
-        cfg = LosslessConfig.from_dict(json.loads(Path(args.config).read_text()))
-    state = None
-    if args.resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=True)
-        cfg = LosslessConfig.from_dict(json.loads(state["cfg"]))
+    cfg = _config(args, out / "ckpt.pt")
     torch.manual_seed(args.seed)
     model = ResidualLM(cfg)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
-    step, best = 0, math.inf
-    if state is None and args.init_from:
-        print(f"warm start from {args.init_from}; not copied whole: {init_from(model, Path(args.init_from))}",
-              file=log)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        step, best = int(state["step"]), float(state["best"])
-        torch.set_rng_state(state["torch_rng"])
-    data = Path(args.data)
-    train_imgs = [f for s in args.train_splits.split(",") for f in _list_images(data / s)]
-    train_imgs += [f for d in filter(None, getattr(args, "train_dirs", "").split(",")) for f in _list_images(Path(d))]
-    train_imgs = _large_enough(train_imgs, args.crop, args.downsample)[: args.max_images or None]
-    val_imgs = _list_images(data / "val")[: args.val_images]
+    train_imgs, val_imgs = _images(args)
+
+    def step_fn(step: int) -> dict[str, float]:
+        loss = model(*sampler.sample(args.batch), margin=MARGIN).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        return {"loss": float(loss.detach())}
+
+    def export(metrics: dict) -> None:
+        save_model(model, out / "export")
+        (out / "export" / "train_state.json").write_text(
+            json.dumps({"step": loop.step, "val_residual_bpsp": metrics}, indent=2) + "\n")
+
     cache = out / "cache"
     sampler = CropSampler(build_cache(train_imgs, cfg, cache, "train", args.downsample), cfg.qualities, args.crop,
-                          args.seed + step)
+                          args.seed)
+    loop = TrainLoop(out, model, {"opt": opt}, step_fn, args.steps, validate_fn=lambda: evaluate(model, val),
+                     val_key="mean", export_fn=export, resume=args.resume, max_minutes=args.max_minutes,
+                     val_every=args.val_every, ckpt_every=args.ckpt_every, desc="train lossless",
+                     quiet=getattr(args, "quiet", False), rngs={"sampler": sampler.rng},
+                     extra_state=lambda: {"cfg": cfg.to_json()},
+                     lr_at=lambda s: warmup_cosine(s, args.lr, args.warmup, args.steps, 0.1, after_warmup=False))
+    state = loop.load()
+    if state is None and args.init_from:
+        loop.log({"event": f"warm start from {args.init_from}",
+                  "not_copied_whole": init_from(model, Path(args.init_from))})
+    elif state is not None and "sampler" not in state.get("rng", {}):  # a checkpoint of the former trainer
+        sampler.rng.bit_generator.state = np.random.default_rng(args.seed + loop.step).bit_generator.state
     vsampler = CropSampler(build_cache(val_imgs, cfg, cache, "val", args.downsample), cfg.qualities, args.crop, 0)
     vrng = np.random.default_rng(1234)
     val = [vsampler.sample(args.batch, vrng) for _ in range(args.val_batches)]
-    print(f"lossless training: {parameter_count(model)} parameters, {len(train_imgs)} train images,"
-          f" start step {step}", file=log)
-
-    def lr_at(s: int) -> float:
-        warm = min(1.0, (s + 1) / args.warmup)
-        return args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps))))
-
-    def save_ckpt() -> None:
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
-                    "cfg": cfg.to_json(), "torch_rng": torch.get_rng_state()}, tmp)
-        tmp.replace(ckpt_path)
-
-    if step == 0:  # the starting point (e.g. the warm-start source) on the same validation crops
-        print(f"step 0 val {json.dumps(evaluate(model, val))}", file=log)
-    def on_term(signum: int, frame: object) -> None:  # `kill <pid>`: stop cleanly, checkpoint kept
-        raise SystemExit(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_term)
-    t0 = time.time()
-    model.train()
-    bar = tqdm(total=args.steps, initial=step, desc="train-lossless", dynamic_ncols=True)
-    ema = None
-    try:
-        while step < args.steps:
-            if args.max_minutes and time.time() - t0 > 60 * args.max_minutes:
-                print(f"step {step}: wall-time limit reached", file=log)
-                break
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step)
-            x, xl, qi = sampler.sample(args.batch)
-            loss = model(x, xl, qi, margin=MARGIN).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            step += 1
-            lv = float(loss.detach())
-            ema = lv if ema is None else 0.98 * ema + 0.02 * lv
-            bar.update(1)
-            bar.set_postfix(bpsp=f"{ema:.3f}")
-            if step % 10 == 0:
-                print(f"step {step} loss {lv:.4f} ema {ema:.4f} lr {lr_at(step):.2e}"
-                      f" t {time.time() - t0:.0f}s", file=log)
-            if step % args.val_every == 0 or step == args.steps:
-                v = evaluate(model, val)
-                print(f"step {step} val {json.dumps(v)}", file=log)
-                if v["mean"] < best:
-                    best = v["mean"]
-                    save_model(model, out / "export")
-                    (out / "export" / "train_state.json").write_text(
-                        json.dumps({"step": step, "val_residual_bpsp": v}, indent=2) + "\n")
-            if step % args.ckpt_every == 0:
-                save_ckpt()
-    finally:
-        save_ckpt()
-        bar.close()
+    loop.log({"event": f"lossless training: {parameter_count(model)} parameters, {len(train_imgs)} train images,"
+                       f" start step {loop.step}"})
+    if loop.step == 0:  # the starting point (e.g. the warm-start source) on the same validation crops
+        loop.log({"step": 0, "val": evaluate(model, val)})
+    res = loop.run()
     if not (out / "export" / "model.safetensors").exists():
         save_model(model, out / "export")
     if args.export_to:
@@ -259,15 +228,14 @@ def train(args: argparse.Namespace) -> Path:
         for name in ("config.json", "model.safetensors", "train_state.json"):
             if (out / "export" / name).exists():
                 shutil.copy(out / "export" / name, dst / name)
-    print(f"done at step {step}, best val {best:.4f}", file=log)
+    loop.log({"event": f"done at step {res.step}, best val {res.best:.4f}", "stopped": res.stopped})
+    loop.close()
     return out / "export"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m semcodec.lossless.train", description=__doc__.splitlines()[0])
-    from .commands import add_train_arguments
-
-    add_train_arguments(p)
+    p = argparse.ArgumentParser(prog="python -m semcodec.train.lossless", description=__doc__.splitlines()[0])
+    lossless_arguments(p)
     train(p.parse_args(argv))
     return 0
 

@@ -1,8 +1,8 @@
 """Train semcodec's caption LM: byte-level BPE tokenizer + small GPT-2, on training captions only.
 
-    python -m semcodec.text.train_lm train --run-dir $SEMCODEC_RUNS/caption_lm      # resumable
-    python -m semcodec.text.train_lm export --run-dir $SEMCODEC_RUNS/caption_lm     # -> weights/caption_lm/
-    python -m semcodec.text.train_lm ngram --run-dir $SEMCODEC_RUNS/caption_lm      # + token 4-gram, weight table
+    semcodec train caption-lm train --run-dir runs/caption_lm      # resumable (alias: train-caption-lm)
+    semcodec train caption-lm export --run-dir runs/caption_lm     # -> weights/caption_lm/
+    semcodec train caption-lm ngram --run-dir runs/caption_lm      # + token 4-gram, weight table
 
 Data flow::
 
@@ -10,8 +10,9 @@ Data flow::
         --byte-level BPE--> token ids + <|endoftext|> --pack--> [seq+1] windows --> GPT-2 (next token CE)
 
 The tokenizer is byte-level BPE, so every Unicode string has an exact token sequence (unknown
-characters fall back to byte tokens); the coders rely on that. Training runs on one CPU thread,
-checkpoints every few minutes to ``run_dir/ckpt.pt`` (model + optimiser + step) and resumes from it.
+characters fall back to byte tokens); the coders rely on that. Training runs on one CPU thread in
+:class:`~semcodec.train.loop.TrainLoop`, checkpoints every few minutes to ``run_dir/ckpt.pt`` and
+resumes from it.
 """
 
 from __future__ import annotations
@@ -21,17 +22,17 @@ import json
 import math
 import random
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..paths import PACKAGE_WEIGHTS, runs_dir, shared_data_dir
-from .corpus import build_documents, load_training_captions
+from ..paths import shared_data_dir
+from ..text.corpus import build_documents, load_training_captions
+from .args import DEFAULTS, caption_lm_arguments
+from .loop import warmup_cosine
 
 EOT = "<|endoftext|>"
-DEFAULTS = dict(vocab=4096, d=192, layers=4, heads=3, seq=512, batch=6, lr=3e-3, steps=700, warmup=50,
-                dropout=0.1, seed=1234, coco_repeat=2, paragraph_p=0.5, val_images=150)
 
 
 def _split(groups: dict[str, list[str]], n_val: int, seed: int) -> tuple[dict, dict]:
@@ -87,11 +88,7 @@ def _lr(step: int, cfg: dict) -> float:
     for restart, restart_lr, restart_end in restarts:
         if step >= restart:
             start, peak, end = restart, restart_lr, restart_end
-    s = step - start
-    if s < cfg["warmup"]:
-        return peak * (s + 1) / cfg["warmup"]
-    t = min(1.0, (s - cfg["warmup"]) / max(1, end - start - cfg["warmup"]))
-    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+    return warmup_cosine(step - start, peak, cfg["warmup"], end - start, floor=0.05)
 
 
 def _evaluate(model, val: np.ndarray, tok_per_char: float) -> tuple[float, float]:
@@ -114,25 +111,10 @@ def _evaluate(model, val: np.ndarray, tok_per_char: float) -> tuple[float, float
     return tot / n_tok, tot / n_tok / math.log(2) * tok_per_char
 
 
-def train(args: argparse.Namespace) -> None:
-    import torch  # lazy: the CLI declares this command without loading torch
+def _data(args: argparse.Namespace, run: Path, cfg: dict) -> tuple[Any, dict, np.ndarray, float]:
+    """Tokenizer (trained once per run), training groups, validation windows, tokens per character."""
     from tokenizers import Tokenizer
-    from tqdm import tqdm
 
-    torch.set_num_threads(args.threads)
-    run = Path(args.run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    cfg_path = run / "train_config.json"
-    if cfg_path.exists():
-        cfg = json.loads(cfg_path.read_text())
-        if args.continue_steps:  # a new warm-up + cosine cycle after the planned steps, recorded in the config
-            restart = cfg["steps"]
-            cfg["steps"] = restart + args.continue_steps
-            cfg.setdefault("restarts", []).append([restart, args.continue_lr, cfg["steps"]])
-            cfg_path.write_text(json.dumps(cfg, indent=1))
-    else:
-        cfg = {k: getattr(args, k) for k in DEFAULTS}
-        cfg_path.write_text(json.dumps(cfg, indent=1))
     data_dir = Path(args.data_dir) if args.data_dir else shared_data_dir()
     if data_dir is None:
         sys.exit("shared data not found: set SEMCODEC_DATA or pass --data-dir")
@@ -141,68 +123,72 @@ def train(args: argparse.Namespace) -> None:
     if not tok_path.exists():
         train_tokenizer(build_documents(groups, 0, cfg["seed"], cfg["coco_repeat"], 1.0), cfg["vocab"], tok_path)
     tok = Tokenizer.from_file(str(tok_path))
-    eot = tok.token_to_id(EOT)
     val_docs = build_documents(val_groups, 0, cfg["seed"] + 1, 1)
-    val = _windows(tok, val_docs, cfg["seq"], eot)
+    val = _windows(tok, val_docs, cfg["seq"], tok.token_to_id(EOT))
     # bits/char counts the end-of-text token each document pays for as part of that document
     tok_per_char = (sum(len(e.ids) + 1 for e in tok.encode_batch(val_docs, add_special_tokens=False))
-         / sum(len(d) for d in val_docs))
+                    / sum(len(d) for d in val_docs))
+    return tok, groups, val, tok_per_char
 
+
+def train(args: argparse.Namespace) -> None:
+    import torch  # lazy: the CLI declares this command without loading torch
+
+    from .loop import TrainLoop
+
+    torch.set_num_threads(args.threads)
+    run = Path(args.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    cfg = _run_config(args, run / "train_config.json")
+    tok, groups, val, tok_per_char = _data(args, run, cfg)
+    eot = tok.token_to_id(EOT)
     torch.manual_seed(cfg["seed"])
     model = _model(cfg, tok.get_vocab_size())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], betas=(0.9, 0.98), weight_decay=0.05)
-    step = 0
-    ck = run / "ckpt.pt"
-    if ck.exists():
-        state = torch.load(ck, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        step = int(state["step"])
-        print(f"resumed from step {step}", flush=True)
-    log = (run / "train.log").open("a")
-    epoch, cached = -1, None
     per_epoch = int(len(_epoch_windows(tok, groups, 0, cfg, eot)) // cfg["batch"] * 0.98)
-    t0, last_ck = time.time(), time.time()
-    bar = tqdm(total=cfg["steps"], initial=step, desc="caption-lm", mininterval=10, file=sys.stdout)
-    model.train()
-    while step < cfg["steps"] and (time.time() - t0) < args.max_minutes * 60:
-        # the data position follows from the step alone, so resuming is exact
-        e, j = divmod(step, per_epoch)
-        if e != epoch:
-            cached = _epoch_windows(tok, groups, e, cfg, eot)
-            epoch = e
-        j %= len(cached) // cfg["batch"]
-        x = torch.from_numpy(cached[j * cfg["batch"]:(j + 1) * cfg["batch"]])
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, cfg)
+    cache: dict[int, np.ndarray] = {}
+
+    def step_fn(step: int) -> dict[str, float]:
+        e, j = divmod(step, per_epoch)  # the data position follows from the step alone: resuming is exact
+        if e not in cache:
+            cache.clear()
+            cache[e] = _epoch_windows(tok, groups, e, cfg, eot)
+        j %= len(cache[e]) // cfg["batch"]
+        x = torch.from_numpy(cache[e][j * cfg["batch"]:(j + 1) * cfg["batch"]])
         loss = model(input_ids=x[:, :-1], labels=x[:, :-1].clone()).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        step += 1
-        bar.update(1)
-        if step % 20 == 0:
-            log.write(json.dumps({"step": step, "epoch": epoch, "loss": round(loss.item(), 4),
-                                  "lr": _lr(step, cfg), "t": round(time.time() - t0, 1)}) + "\n")
-            log.flush()
-        if step % 250 == 0 or step == cfg["steps"]:
-            vl, bpc = _evaluate(model, val, tok_per_char)
-            log.write(json.dumps({"step": step, "val_loss": round(vl, 4), "val_bpc": round(bpc, 4)}) + "\n")
-            log.flush()
-        if time.time() - last_ck > args.ckpt_minutes * 60 or step == cfg["steps"]:
-            _save(ck, model, opt, step)
-            last_ck = time.time()
-    _save(ck, model, opt, step)
-    bar.close()
-    print(f"stopped at step {step}", flush=True)
+        return {"loss": loss.item(), "epoch": e}
+
+    def validate() -> dict[str, float]:
+        vl, bpc = _evaluate(model, val, tok_per_char)
+        return {"val_loss": round(vl, 4), "val_bpc": round(bpc, 4)}
+
+    loop = TrainLoop(run, model, {"opt": opt}, step_fn, cfg["steps"], validate_fn=validate,
+                     lr_at=lambda s: _lr(s, cfg), max_minutes=args.max_minutes, val_every=250, ckpt_every=0,
+                     ckpt_minutes=args.ckpt_minutes, log_every=20, desc="caption-lm")
+    loop.load()
+    model.train()
+    res = loop.run()
+    loop.close()
+    print(f"stopped at step {res.step}", flush=True)
 
 
-def _save(path: Path, model, opt, step: int) -> None:
-    import torch  # lazy: the CLI declares this command without loading torch
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step}, tmp)
-    tmp.replace(path)
+def _run_config(args: argparse.Namespace, cfg_path: Path) -> dict:
+    """The run's settings, fixed at its first call; ``--continue-steps`` appends a new lr cycle."""
+    if not cfg_path.exists():
+        cfg = {k: getattr(args, k) for k in DEFAULTS}
+        cfg_path.write_text(json.dumps(cfg, indent=1))
+        return cfg
+    cfg = json.loads(cfg_path.read_text())
+    if args.continue_steps:  # a new warm-up + cosine cycle after the planned steps, recorded in the config
+        restart = cfg["steps"]
+        cfg["steps"] = restart + args.continue_steps
+        cfg.setdefault("restarts", []).append([restart, args.continue_lr, cfg["steps"]])
+        cfg_path.write_text(json.dumps(cfg, indent=1))
+    return cfg
 
 
 def export(args: argparse.Namespace) -> None:
@@ -243,8 +229,8 @@ def build_ngram(args: argparse.Namespace) -> None:
     """
     from tokenizers import Tokenizer
 
-    from .lm import fixed_threads, lm_probs, load_causal_lm
-    from .token_ngram import TokenNgram
+    from ..text.lm import fixed_threads, lm_probs, load_causal_lm
+    from ..text.token_ngram import TokenNgram
 
     run = Path(args.run_dir)
     cfg = json.loads((run / "train_config.json").read_text())
@@ -284,32 +270,14 @@ def build_ngram(args: argparse.Namespace) -> None:
         print(f"  weight {a:.1f}: {bits:9.0f} bits, saving {100 * (1 - bits / raw):.2f}%")
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["train", "export", "ngram"], nargs="?", default="train")
-    p.add_argument("--run-dir", default=str(runs_dir() / "caption_lm"))
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--out", default=str(PACKAGE_WEIGHTS / "caption_lm"))
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--max-minutes", type=float, default=90.0, help="wall-time bound for this invocation")
-    p.add_argument("--ckpt-minutes", type=float, default=4.0)
-    p.add_argument("--continue-steps", type=int, default=0,
-                   help="extend a finished run by this many steps with a fresh warm-up + cosine cycle")
-    p.add_argument("--ngram-order", type=int, default=4, help="order of the token n-gram (action ngram)")
-    p.add_argument("--ngram-min-count", type=int, default=2,
-                   help="drop highest-order n-gram contexts seen fewer times (smaller file)")
-    p.add_argument("--continue-lr", type=float, default=1.5e-3, help="peak lr of the continued cycle")
-    for k, v in DEFAULTS.items():
-        p.add_argument("--" + k.replace("_", "-"), type=type(v), default=v)
-
-
 def run(args: argparse.Namespace) -> int:
     {"train": train, "export": export, "ngram": build_ngram}[args.action](args)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m semcodec.text.train_lm", description=__doc__.split("\n")[0])
-    add_arguments(p)
+    p = argparse.ArgumentParser(prog="python -m semcodec.train.caption_lm", description=__doc__.split("\n")[0])
+    caption_lm_arguments(p)
     return run(p.parse_args(argv))
 
 

@@ -1,12 +1,12 @@
 """Fine-tune an ε-prediction UNet into ResULIC's compression-aware diffusion model (CDM).
 
-    python -m semcodec.generative.resulic.train_cdm --model $SEMCODEC_SD_MODEL \\
-        --codec path/to/codec-sd21 --images path/to/train_images --out path/to/resulic-sd21 --steps 20000
+    semcodec train resulic-cdm --model SD_FOLDER --codec CODEC_FOLDER --images TRAIN_IMAGES \\
+        --out runs/resulic-sd21 --steps 20000
 
 Per step: crop → VAE latent x_0 → latent codec at a random q-step index → z_c (exactly what the
 decoder will see) → N_r from the relative error of z_c (:func:`start_step_for_distortion`, as the
 encoder does) → t ~ U{0..N_r} → x_t on the residual-shifted forward path → the UNet learns the
-residual noise e_t = ε + (k_t/σ_t)(z_c − x_0) (see :mod:`.scheduler`); captions optional (TSV),
+residual noise e_t = ε + (k_t/σ_t)(z_c − x_0) (see :mod:`semcodec.generative.resulic.scheduler`); captions optional (TSV),
 dropped to "" with probability 0.1 for classifier-free guidance. ``--out`` is a full model folder for
 ``--set model=OUT`` of the ``resulic`` profile. ``--tiny`` builds a tiny random SD (smoke run).
 """
@@ -14,32 +14,20 @@ dropped to "" with probability 0.1 for classifier-free guidance. ``--out`` is a 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from ..components import DiffusionComponents
-from ..components.training import (
-    add_run_arguments,
-    crop_size,
-    image_files,
-    random_crop,
-    read_captions,
-    start_run,
-)
-from ..latent.codec import LatentHyperprior
-from ..latent.vae import load_latent_space
-from .scheduler import CompressionAwareScheduler, start_step_for_distortion
+from ..generative.components import DiffusionComponents
+from ..generative.latent.codec import LatentHyperprior
+from ..generative.latent.vae import load_latent_space
+from ..generative.resulic.scheduler import CompressionAwareScheduler, start_step_for_distortion
+from .args import resulic_cdm_arguments
+from .diffusion import crop_size, diffusion_loop, image_files, random_crop, read_captions, start_run
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_arguments(ap, lr=1e-5)
-    ap.add_argument("--codec", required=True, help="latent codec folder for this VAE")
-    ap.add_argument("--q-max", type=int, default=12, help="largest q-step index sampled")
-    args = ap.parse_args(argv)
+def train(args: argparse.Namespace) -> None:
     rng, out, model = start_run(args, controlnet=False)
     bundle = DiffusionComponents.from_sources(model)
     space = load_latent_space(None, bundle)
@@ -50,11 +38,10 @@ def main(argv: list[str] | None = None) -> None:
     unet = bundle.unet
     unet.train().requires_grad_(True)
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr)
-    captions = read_captions(args.captions)
-    files = image_files(Path(args.images))
+    captions, files = read_captions(args.captions), image_files(Path(args.images))
     size = crop_size(args.size, space.factor, unet)
-    t0 = time.time()
-    for step in range(1, args.steps + 1):
+
+    def step_fn(step: int) -> dict[str, float]:
         f = files[rng.randrange(len(files))]
         with torch.no_grad():
             x0 = space.encode(random_crop(f, size, rng))
@@ -73,13 +60,20 @@ def main(argv: list[str] | None = None) -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
-        if step % 10 == 0 or step == args.steps:
-            print(f"step {step} loss {float(loss.detach()):.4f} N_r {n_r} {time.time() - t0:.0f}s", flush=True)
+        return {"loss": float(loss.detach()), "N_r": n_r}
+
+    diffusion_loop(args, unet, opt, step_fn, rng, "train resulic-cdm")
     unet.eval()
     unet.save_pretrained(out / "unet")
     for part in ("vae", "text_encoder", "tokenizer", "scheduler"):
         getattr(bundle, part).save_pretrained(out / part)
     print(f"saved CDM model to {out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m semcodec.train.resulic_cdm", description=__doc__.splitlines()[0])
+    resulic_cdm_arguments(ap)
+    train(ap.parse_args(argv))
 
 
 if __name__ == "__main__":

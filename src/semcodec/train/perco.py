@@ -1,6 +1,6 @@
 """Train PerCo's hyper-encoder + codebook + null embedding and fine-tune the UNet (Careil et al. 2024).
 
-    python -m semcodec.generative.perco.train --model stabilityai/stable-diffusion-2-1-base \\
+    semcodec train perco --model stabilityai/stable-diffusion-2-1-base \\
         --images ../shared/data/bsds500/train --captions caps.tsv --out runs/perco --steps 20000
 
 Per step: random crop → VAE latent z; random grid (so one head serves every rate) → hyper-latent e
@@ -15,36 +15,22 @@ complete model folder for ``--set model=OUT`` of the ``perco`` profile. Captions
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from ..components import DiffusionComponents
-from ..components.training import (
-    add_run_arguments,
-    crop_size,
-    image_files,
-    random_crop,
-    read_captions,
-    start_run,
-)
-from ..latent.vae import is_taef2, load_latent_space
-from ..latent.vq import PercoHead, grid_for
-from .unet import expand_unet_inputs
+from ..generative.components import DiffusionComponents
+from ..generative.latent.vae import is_taef2, load_latent_space
+from ..generative.latent.vq import PercoHead, grid_for
+from ..generative.perco.unet import expand_unet_inputs
+from .args import perco_arguments
+from .diffusion import crop_size, diffusion_loop, image_files, random_crop, read_captions, start_run
 
 TRAIN_CELLS = (1, 2, 4, 8)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_arguments(ap, lr=1e-4)
-    ap.add_argument("--vae", default=None, help="'taef2' to train in the TAEF2 latent space")
-    ap.add_argument("--codebook", type=int, default=256)
-    ap.add_argument("--code-dim", type=int, default=8)
-    ap.add_argument("--train-unet", choices=("all", "conv_in", "none"), default="all")
-    args = ap.parse_args(argv)
+def train(args: argparse.Namespace) -> None:
     rng, out, model = start_run(args, latent_channels=32 if is_taef2(args.vae) else 4)
     resume = (out / "unet").is_dir() and (out / "perco").is_dir()
     bundle = DiffusionComponents.from_sources(str(out) if resume else model)
@@ -65,12 +51,11 @@ def main(argv: list[str] | None = None) -> None:
         unet.conv_in.requires_grad_(True)
     params = list(head.parameters()) + [p for p in unet.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr)
-    captions = read_captions(args.captions)
-    files = image_files(Path(args.images))
+    captions, files = read_captions(args.captions), image_files(Path(args.images))
     sched = bundle.scheduler
     size = crop_size(args.size, space.factor, unet)
-    t0 = time.time()
-    for step in range(1, args.steps + 1):
+
+    def step_fn(step: int) -> dict[str, float]:
         f = files[rng.randrange(len(files))]
         with torch.no_grad():
             z = space.encode(random_crop(f, size, rng))
@@ -80,18 +65,18 @@ def main(argv: list[str] | None = None) -> None:
         h, w = z.shape[-2:]
         e = head.features(z, grid_for(h, w, rng.choice(TRAIN_CELLS)))
         _, zq = head.quantize(e)
-        z_l = head.upsample(zq, (h, w))
         noise = torch.randn_like(z)
         t = torch.randint(0, int(sched.config.num_train_timesteps), (1,))
-        x_t = sched.add_noise(z, noise, t)
-        pred = unet(torch.cat([x_t, z_l], 1), t, encoder_hidden_states=text).sample
+        pred = unet(torch.cat([sched.add_noise(z, noise, t), head.upsample(zq, (h, w))], 1), t,
+                    encoder_hidden_states=text).sample
         loss = F.mse_loss(pred, noise) + head.vq_loss(e)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        if step % 10 == 0 or step == args.steps:
-            print(f"step {step} loss {float(loss.detach()):.4f} {time.time() - t0:.0f}s", flush=True)
+        return {"loss": float(loss.detach())}
+
+    diffusion_loop(args, torch.nn.ModuleDict({"unet": unet, "head": head}), opt, step_fn, rng, "train perco")
     unet.eval()
     head.eval()
     unet.save_pretrained(out / "unet")
@@ -103,6 +88,12 @@ def main(argv: list[str] | None = None) -> None:
         if not is_taef2(args.vae):
             bundle.vae.save_pretrained(out / "vae")
     print(f"saved PerCo model to {out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m semcodec.train.perco", description=__doc__.splitlines()[0])
+    perco_arguments(ap)
+    train(ap.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Wall-clock encode/decode timing of profile ``lic`` (``python -m semcodec.image.learned.speed IMG BPP...``).
+"""Wall-clock encode/decode timing of profile ``lic`` (``python -m semcodec.bench.lic_speed IMG BPP...``).
 
 Reports the median of ``--repeat`` runs after one warm-up, with the caller's torch thread count
 (``--threads``; the codec itself always runs on ``CODEC_THREADS``), plus the machine load average so
@@ -18,11 +18,11 @@ import torch
 
 
 def main(argv: list[str] | None = None) -> None:
-    from semcodec.image.learned.coding import CODEC_THREADS
-    from semcodec.image_io import load_image
-    from semcodec.pipeline import compress, decode
+    from ..image.learned.coding import CODEC_THREADS
+    from ..image_io import load_image
+    from ..pipeline import compress, decode
 
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(prog="python -m semcodec.bench.lic_speed", description=__doc__.splitlines()[0])
     p.add_argument("image")
     p.add_argument("bpp", nargs="+", type=float)
     p.add_argument("--repeat", type=int, default=3)

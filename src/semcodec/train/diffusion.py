@@ -1,4 +1,5 @@
-"""What every diffusion fine-tuning command here shares: arguments, run setup, data, crop size.
+"""What the diffusion fine-tuning trainers (``train.perco``, ``train.resulic_cdm``) share: run setup,
+data, crop size (their flags: :func:`~semcodec.train.args.add_run_arguments`).
 
 PerCo's trainer and ResULIC's CDM trainer differ only in their model pieces and loss; the plumbing
 around them (seeded run, optional tiny random SD for smoke runs, image folder, caption TSV, crops
@@ -15,24 +16,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .sampling import pad_to_multiple
+from ..generative.components.sampling import pad_to_multiple
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-def add_run_arguments(ap: argparse.ArgumentParser, lr: float) -> None:
-    """The arguments every diffusion trainer takes (model source, data, steps, seed, threads)."""
-    ap.add_argument("--model", help="diffusers SD folder or hub id (unet/vae/text_encoder/tokenizer/scheduler)")
-    ap.add_argument("--tiny", action="store_true", help="build a tiny random SD in OUT/base first (smoke run)")
-    ap.add_argument("--images", required=True)
-    ap.add_argument("--captions", default=None, help="optional TSV: filename<TAB>caption (missing -> empty)")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--size", type=int, default=256, help="training crop side (pixels)")
-    ap.add_argument("--lr", type=float, default=lr)
-    ap.add_argument("--text-dropout", type=float, default=0.1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
 
 
 def start_run(args: argparse.Namespace, **tiny_kwargs: Any) -> tuple[random.Random, Path, str]:
@@ -44,7 +30,7 @@ def start_run(args: argparse.Namespace, **tiny_kwargs: Any) -> tuple[random.Rand
     out = Path(args.out)
     model = args.model
     if args.tiny:
-        from .tiny import build_tiny_sd
+        from ..generative.components.tiny import build_tiny_sd
 
         model = str(build_tiny_sd(out / "base", **tiny_kwargs))
     if not model:
@@ -81,3 +67,14 @@ def crop_size(requested: int, vae_factor: int, unet: Any) -> int:
     """Largest crop ≤ ``requested`` divisible by the VAE factor × the UNet's total downsampling."""
     mult = vae_factor * 2 ** (len(unet.config.block_out_channels) - 1)
     return max(mult, requested // mult * mult)
+
+
+def diffusion_loop(args: argparse.Namespace, model: Any, opt: Any, step_fn: Any, rng: random.Random, desc: str) -> None:
+    """Run ``step_fn`` in :class:`~semcodec.train.loop.TrainLoop` with the flags of :func:`~semcodec.train.args.add_run_arguments`."""
+    from .loop import TrainLoop
+
+    loop = TrainLoop(Path(args.out), model, {"opt": opt}, step_fn, args.steps, rngs={"data": rng},
+                     resume=args.resume, max_minutes=args.max_minutes, ckpt_every=args.ckpt_every, desc=desc)
+    loop.load()
+    loop.run()
+    loop.close()

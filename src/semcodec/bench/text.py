@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from ..paths import shared_data_dir
-from .base import (
+from ..text.base import (
     TEXT_CODER_MODULES,
     decode_text_stream,
     encode_text_stream,
@@ -69,8 +69,8 @@ def bench_coder(name: str, texts: list[str]) -> dict:
 
 
 def ngram_row(texts: list[str], order: int = 6) -> dict:
-    from .corpus import load_training_captions
-    from .ngram import WittenBellNgram
+    from ..text.corpus import load_training_captions
+    from ..text.ngram import WittenBellNgram
 
     data = shared_data_dir()
     train = [c for caps in load_training_captions(data).values() for c in caps]

@@ -1,5 +1,4 @@
-"""CLI: ``semcodec analyze`` (what a semantic profile would send, and its bit cost) and
-``semcodec mask-bench`` (binary-mask coders vs JBIG1/PNG on BSDS500)."""
+"""CLI: ``semcodec analyze`` (what a semantic profile would send, and its bit cost)."""
 
 from __future__ import annotations
 
@@ -11,10 +10,10 @@ from ..errors import SemcodecError
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from ..image_io import load_image
-    from .analysis import analyze_image
-    from .config import SemanticConfig
-    from .masks import MaskCoder
-    from .objects import SedicLimits
+    from ..semantic.analysis import analyze_image
+    from ..semantic.config import SemanticConfig
+    from ..semantic.masks import MaskCoder
+    from ..semantic.objects import SedicLimits
 
     image = load_image(args.input, args.max_pixels)
     cfg = SemanticConfig.from_env(vlm=args.vlm, chat_url=args.chat_url, chat_model=args.chat_model,
@@ -78,24 +77,3 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--max-pixels", type=int, default=None)
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=_cmd_analyze)
-
-    b = sub.add_parser("mask-bench", help="bits per binary mask: our coders vs JBIG1 and PNG (BSDS500)")
-    b.add_argument("--data", default=None, help="folder of BSDS500 groundTruth .mat files "
-                   "(default: <shared data>/bsds500/groundTruth/test)")
-    b.add_argument("--coders", help="comma list of method@factor, e.g. ctx@1,rle@1,ctx@4 (default: all)")
-    b.add_argument("--limit", type=int, default=None, help="only the first N masks")
-    b.add_argument("--verify-every", type=int, default=10, help="decode and check every N-th mask (0: none)")
-    b.add_argument("--json", action="store_true")
-    b.set_defaults(func=_cmd_mask_bench)
-
-
-def _cmd_mask_bench(args: argparse.Namespace) -> int:
-    from ..paths import shared_data_dir
-    from .masks.bench import cmd_mask_bench
-
-    if args.data is None:
-        d = shared_data_dir()
-        if d is None:
-            raise SemcodecError("no --data given and the shared data folder was not found (set SEMCODEC_DATA)")
-        args.data = str(d / "bsds500/groundTruth/test")
-    return cmd_mask_bench(args)

@@ -1,6 +1,6 @@
 """Kodak benchmark of the latent-space codec + TAEF2 decoder (the ``resulic`` profile without diffusion).
 
-    python -m semcodec.generative.latent.bench_kodak --q 0 4 8 --out $SEMCODEC_RUNS/resulic/bench.json
+    python -m semcodec.bench.latent_kodak --q 0 4 8 --out $SEMCODEC_RUNS/resulic/bench.json
 
 Per image: TAEF2 alone (encode → decode, no quantisation: the ceiling of this decoder), then for each
 q-step index a real ``.smc`` from :func:`semcodec.pipeline.compress` (bpp = 8·file bytes / pixels),
@@ -19,15 +19,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...errors import RateError
-from ...metrics.pixel import ms_ssim, psnr
-from ...paths import shared_data_dir
-from ...pipeline import compress, decompress
-from ...profiles import get_profile
+from ..errors import RateError
+from ..metrics.pixel import ms_ssim, psnr
+from ..paths import shared_data_dir
+from ..pipeline import compress, decompress
+from ..profiles import get_profile
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m semcodec.bench.latent_kodak", description=__doc__.splitlines()[0])
     ap.add_argument("--q", type=int, nargs="+", default=[0, 4, 8], help="q-step indices (resulic quality)")
     ap.add_argument("--codec", default=None, help="latent codec folder (default: the shipped one)")
     ap.add_argument("--limit", type=int, default=24)

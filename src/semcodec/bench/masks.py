@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .codec import decode_masks, encode_masks
-from .data import bsds_masks
-from .resample import downsample, upsample
-from .rle import rle_encode
+from ..semantic.masks.codec import decode_masks, encode_masks
+from ..semantic.masks.data import bsds_masks
+from ..semantic.masks.resample import downsample, upsample
+from ..semantic.masks.rle import rle_encode
 
 DEFAULT_CONFIGS = [("ctx", 1), ("ctx0", 1), ("rle", 1), ("ctx", 2), ("rle", 2), ("ctx", 4), ("rle", 4),
                    ("ctx", 8)]
