@@ -17,8 +17,8 @@ import numpy as np
 from .container import Container, Stream, StreamKind, parse_container, stream_cost
 from .errors import FormatError, ProfileMismatchError, RateError, SemcodecError
 from .image_io import ImageLike, load_image, max_pixels_from_env
-from .profiles import DEFAULT_PROFILE, EncodeRequest, Profile, get_profile, profile_for_id
-from .text import decode_text_stream, encode_text_stream
+from .profiles import DEFAULT_PROFILE, PROFILES, EncodeRequest, Profile, get_profile, profile_for_id
+from .text import TEXT_CODERS, decode_text_stream, encode_text_stream
 
 
 def target_bytes(bpp: float, width: int, height: int) -> int:
@@ -128,20 +128,11 @@ def describe(data: bytes, max_pixels: int | None = None) -> dict[str, Any]:
             "bpp": 8 * size / pixels,
         }
         if s.kind == StreamKind.TEXT:
-            try:
-                from .text.base import _BY_ID, _load_all
-
-                _load_all()
-                cid = s.payload[0] & 0xF if s.payload else None
-                coder = _BY_ID.get(cid) if cid is not None else None
-                entry["text_coder"] = coder.name if coder else f"id {cid}"
-            except Exception:  # info must never fail on an unknown coder
-                entry["text_coder"] = "unknown"
+            cid = s.payload[0] & 0xF if s.payload else None
+            name = TEXT_CODERS.name_for_id(cid) if cid is not None else None
+            entry["text_coder"] = name or (f"id {cid}" if cid is not None else "unknown")
         streams.append(entry)
-    from .profiles.registry import PROFILE_INDEX
-
-    names = {pid: name for name, (pid, _) in PROFILE_INDEX.items()}
-    pname = names.get(container.profile_id, f"unknown (id {container.profile_id})")
+    pname = PROFILES.name_for_id(container.profile_id) or f"unknown (id {container.profile_id})"
     total = len(data)
     assert header + sum(e["bytes"] for e in streams) == total
     return {

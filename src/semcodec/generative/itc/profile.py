@@ -19,6 +19,7 @@ other weights fails with :class:`ProfileMismatchError` instead of producing a di
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,23 +27,13 @@ import numpy as np
 from ...container import Stream, StreamKind, stream_cost
 from ...container.params import pack_params, unpack_params
 from ...errors import FormatError, MissingComponentError, RateError, SemcodecError
-from ...profiles import EncodeRequest, Profile
-from ...profiles.registry import register_profile
+from ...profiles import EncodeRequest, Profile, option
 from ..components import CONTROLNET_ENV, DiffusionComponents, fixed_threads
 from ..components.base_image import BaseImageCodec
+from ..components.options import DiffusionOptions
 from ..components.sampling import SamplerSettings, restore
 from .caption import caption_for
 
-PARAMS_SCHEMA: list[tuple[str, Any]] = [
-    ("version", "u"),
-    ("mode", "u"),  # 0 = img2img from the base latent, 1 = ControlNet on the base image
-    ("seed", "u"),
-    ("steps", "u"),
-    ("strength", "u"),  # the real-valued settings travel as integers in 1/100 units (one or two bytes each)
-    ("guidance", "u"),
-    ("control_scale", "u"),
-    ("n_base", "u"),
-]
 CENTI = 100
 
 
@@ -51,8 +42,41 @@ def centi(x: float) -> int:
     if not 0 <= x <= 10_000:
         raise SemcodecError(f"setting {x} out of range 0..10000")
     return int(round(float(x) * CENTI))
+
+
+def quantised(x: float) -> float:
+    """``x`` as the decoder will read it back from PARAMS (1/100 units)."""
+    return centi(x) / CENTI
+
+
 MODES = ("img2img", "controlnet")
 MAX_STEPS = 1000
+
+
+@dataclass(frozen=True)
+class ItcSettings(DiffusionOptions):
+    controlnet: str | None = option(None, "ControlNet folder or hub id (default $SEMCODEC_CONTROLNET)")
+    # PARAMS fields, in stream order (the real-valued ones travel in 1/100 units)
+    mode: str | None = option(None, "img2img from the base latent, or controlnet on the base image (default:"
+                              " controlnet when one is set)", choices=MODES, wire="u")
+    seed: int = option(0, "sampler seed", low=0, wire="u")
+    steps: int = option(20, "DDIM steps at the decoder", low=1, high=MAX_STEPS, wire="u")
+    strength: float | None = option(None, "img2img strength, (0, 1] (default 0.5; 1.0 with controlnet)",
+                                    low=0, high=1, wire="u", scale=CENTI)
+    guidance: float = option(4.0, "classifier-free guidance scale on the caption", low=0, high=10_000, wire="u",
+                             scale=CENTI)
+    control_scale: float = option(1.0, "ControlNet conditioning scale", low=0, high=10_000, wire="u", scale=CENTI)
+    # encoder side
+    base_profile: str | None = option(None, "profile coding the base image (default: lic, else avif)")
+    base_scale: int = option(1, "the base image is coded downscaled by this factor", low=1)
+    base_options: dict[str, Any] = option({}, "options of the base profile (a JSON object)")
+    captioner: str = option("auto", "auto: the configured VLM when no caption is given; none: never",
+                            choices=("auto", "none"))
+    scheduler_kind: str | None = option("ddim", "sampler (ddim; null: the model's own scheduler)")
+    device: str = option("cpu", "torch device")
+
+
+PARAMS_SCHEMA: list[tuple[str, Any]] = [("version", "u"), *ItcSettings.wire_schema(), ("n_base", "u")]
 
 
 def diffusion_available() -> str | None:
@@ -64,43 +88,34 @@ def diffusion_available() -> str | None:
     return None
 
 
-@register_profile
 class ItcProfile(Profile):
-    name: ClassVar[str] = "itc"
-    profile_id: ClassVar[int] = 32
     description: ClassVar[str] = (
         "ITC: base codec + coded caption, caption-conditioned diffusion restoration (SD; set SEMCODEC_SD_MODEL)"
     )
     uses_caption: ClassVar[bool] = True
+    Settings = ItcSettings
+    settings: ItcSettings
 
-    def __init__(self, model: str | None = None, controlnet: str | None = None, mode: str | None = None,
-                 base_profile: str | None = None, base_scale: int = 1, base_options: dict[str, Any] | None = None,
-                 steps: int = 20, strength: float | None = None, guidance: float = 4.0, control_scale: float = 1.0,
-                 seed: int = 0, captioner: str = "auto", scheduler_kind: str | None = "ddim",
-                 device: str = "cpu", **parts: str | None):
-        controlnet = controlnet or os.environ.get(CONTROLNET_ENV) or None
-        mode = mode or ("controlnet" if controlnet else "img2img")
-        if mode not in MODES:
-            raise SemcodecError(f"itc mode must be one of {MODES}, got {mode!r}")
+    def __init__(self, settings: ItcSettings | None = None, **options: Any):
+        super().__init__(settings, **options)
+        s = self.settings
+        controlnet = s.controlnet or os.environ.get(CONTROLNET_ENV) or None
+        mode = s.mode or ("controlnet" if controlnet else "img2img")
         if mode == "controlnet" and not controlnet:
             raise MissingComponentError("itc mode=controlnet needs a ControlNet: set SEMCODEC_CONTROLNET or --set controlnet=...")
+        strength = (1.0 if mode == "controlnet" else 0.5) if s.strength is None else s.strength
+        s = self.settings = s.replace(controlnet=controlnet, mode=mode, strength=quantised(strength),
+                                      guidance=quantised(s.guidance), control_scale=quantised(s.control_scale))
+        if not 0 < s.strength <= 1:
+            raise SemcodecError("strength must be in (0, 1]")
         self.mode = mode
         self.components = DiffusionComponents.from_sources(
-            model, with_controlnet=controlnet is not None, controlnet=controlnet,
-            use_controlnet_env=False, scheduler_kind=scheduler_kind, device=device, **parts)
-        self.base = BaseImageCodec(base_profile, base_scale, base_options)
-        if not 1 <= int(steps) <= MAX_STEPS:
-            raise SemcodecError(f"steps must be in 1..{MAX_STEPS}")
-        default_strength = 1.0 if mode == "controlnet" else 0.5
-        self.settings = SamplerSettings(
-            seed=int(seed), steps=int(steps),
-            strength=centi(default_strength if strength is None else strength) / CENTI,
-            guidance=centi(guidance) / CENTI, control_scale=centi(control_scale) / CENTI)
-        if not 0 < self.settings.strength <= 1:
-            raise SemcodecError("strength must be in (0, 1]")
-        if captioner not in ("auto", "none"):
-            raise SemcodecError("captioner must be 'auto' (the configured VLM, if any) or 'none'")
-        self.captioner = captioner
+            s.model, with_controlnet=controlnet is not None, controlnet=controlnet,
+            use_controlnet_env=False, scheduler_kind=s.scheduler_kind, device=s.device, **s.parts())
+        self.base = BaseImageCodec(s.base_profile, s.base_scale, s.base_options)
+        self.sampler = SamplerSettings(seed=s.seed, steps=s.steps, strength=s.strength, guidance=s.guidance,
+                                       control_scale=s.control_scale)
+        self.captioner = s.captioner
 
     @classmethod
     def availability(cls) -> str | None:
@@ -108,7 +123,7 @@ class ItcProfile(Profile):
 
     def config(self) -> dict[str, Any]:
         return {
-            "profile": self.name,
+            **super().config(),
             "format": 1,
             "schema": [f for f, _ in PARAMS_SCHEMA],
             "components": self.components.identities,
@@ -117,12 +132,7 @@ class ItcProfile(Profile):
 
     # ------------------------------------------------------------------ encode
     def _params(self, n_base: int) -> bytes:
-        s = self.settings
-        return pack_params(PARAMS_SCHEMA, {
-            "version": 1, "mode": MODES.index(self.mode), "seed": s.seed, "steps": s.steps,
-            "strength": centi(s.strength), "guidance": centi(s.guidance), "control_scale": centi(s.control_scale),
-            "n_base": n_base,
-        })
+        return pack_params(PARAMS_SCHEMA, {"version": 1, **self.settings.wire_values(), "n_base": n_base})
 
     def encode(self, request: EncodeRequest) -> list[Stream]:
         from ...text import encode_text_stream
@@ -152,13 +162,14 @@ class ItcProfile(Profile):
         n_base = int(p["n_base"])
         if n_base < 1 or 2 + n_base > len(streams):
             raise FormatError("itc: corrupted parameters (base stream count)")
-        mode = MODES[int(p["mode"])]
+        w = ItcSettings.from_wire(p)
+        mode = w["mode"]
         if mode == "controlnet" and not self.components.with_controlnet:
             raise MissingComponentError("this itc file needs a ControlNet: set SEMCODEC_CONTROLNET or --set controlnet=...")
         caption = decode_text_stream(streams[1].payload)
         base = self.base.decode(streams[2 : 2 + n_base], width, height)
-        settings = SamplerSettings(seed=int(p["seed"]), steps=int(p["steps"]), strength=p["strength"] / CENTI,
-                                   guidance=p["guidance"] / CENTI, control_scale=p["control_scale"] / CENTI)
+        settings = SamplerSettings(seed=int(w["seed"]), steps=int(w["steps"]), strength=w["strength"],
+                                   guidance=w["guidance"], control_scale=w["control_scale"])
         with fixed_threads():
             return restore(self.components, base, caption, settings,
                            control_image=base if mode == "controlnet" else None)
