@@ -24,14 +24,15 @@ class Quality:
 
     def range_text(self) -> str:
         if self.low is None or self.high is None:
-            return "see base profile"
+            return ""
         fmt = (lambda v: str(int(v))) if self.integer else (lambda v: f"{v:g}")
-        return f"{fmt(self.low)}..{fmt(self.high)}" + (" (clamped)" if self.clamp else "")
+        return f"{fmt(self.low)}..{fmt(self.high)}" + (", clamped" if self.clamp else "")
 
     def text(self) -> str:
+        """One line: meaning, range and default, e.g. ``libjpeg quality: integer 1..100, default 75``."""
         kind = "integer" if self.integer else "number"
-        default = f"; default: {self.default}" if self.default else ""
-        return f"{self.meaning} ({kind} {self.range_text()}{default})"
+        rng = f": {kind} {self.range_text()}" if self.range_text() else ""
+        return f"{self.meaning}{rng}" + (f", default {self.default}" if self.default else "")
 
     def as_dict(self) -> dict[str, object]:
         return {"meaning": self.meaning, "min": self.low, "max": self.high, "integer": self.integer,

@@ -7,6 +7,7 @@ are cached per (profile, options), so heavy models load once per process.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -34,9 +35,12 @@ _MAX_INSTANCES = 16
 
 
 def _cached(cls: type[Profile], options: dict[str, Any]) -> Profile:
-    """One instance per (profile, options) per process: heavy models load once per worker, not per image."""
+    """One instance per (profile, options, SEMCODEC_* environment) per process: heavy models load once per
+    worker, not per image. The environment is part of the key because profiles read their default
+    weights and models from it."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("SEMCODEC_")}
     try:
-        key = cls.name + json.dumps(options, sort_keys=True, default=str)
+        key = cls.name + json.dumps([options, env], sort_keys=True, default=str)
     except TypeError:
         return cls(**options)
     inst = _INSTANCES.get(key)

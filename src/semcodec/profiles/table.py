@@ -22,8 +22,7 @@ def _classical(pid: int, cls: str, meaning: str, low: int, high: int, default: i
     return ProfileEntry(pid, f"semcodec.image.profiles:{cls}", Quality(meaning, low, high, str(default)))
 
 
-_BASE = Quality("passed on to the base profile (--set base_profile=...; lic when installed, else avif)",
-                default="the base profile's default")
+_BASE = Quality("passed on to the base profile (--set base_profile=NAME; default lic, else avif)")
 
 PROFILES: Registry = Registry("profile", {
     "jpeg": _classical(1, "JpegProfile", "libjpeg quality", 1, 100, 75),
@@ -33,15 +32,15 @@ PROFILES: Registry = Registry("profile", {
     "j2k": _classical(5, "J2kProfile", "target PSNR in dB", 15, 80, 35),
     "heif": _classical(6, "HeifProfile", "x265 quality", 0, 100, 50),
     "lic": ProfileEntry(16, "semcodec.image.learned.profile:LicProfile", Quality(
-        "position on the learned rate ladder, 0 = lowest rate, 1 = highest", 0, 1, "0.5", integer=False, clamp=True)),
+        "rate ladder position (0 = lowest rate, 1 = highest)", 0, 1, "0.5", integer=False, clamp=True)),
     "itc": ProfileEntry(32, "semcodec.generative.itc.profile:ItcProfile", _BASE),
     "sedic": ProfileEntry(33, "semcodec.generative.sedic.profile:SedicProfile", _BASE),
     "perco": ProfileEntry(34, "semcodec.generative.perco.profile:PercoProfile", Quality(
-        "VQ grid cell size in latent pixels (larger = fewer bits)", 1, 64, "4")),
+        "VQ grid cell size in latent pixels (larger: fewer bits)", 1, 64, "4")),
     "resulic": ProfileEntry(35, "semcodec.generative.resulic.profile:ResulicProfile", Quality(
-        "q-step index of the latent codec, 0 = finest", 0, 24, "4")),
+        "q-step index of the latent codec (0: finest)", 0, 24, "4")),
     "lossless": ProfileEntry(48, "semcodec.lossless.profile:LosslessProfile", Quality(
-        "quality of the lossy base image", 0, 100, "the trained quality with the fewest estimated bits")),
+        "quality of the lossy base image", 0, 100, "picked per image")),
 }, id_range=range(1, 256))
 
 DEFAULT_PROFILE = "avif"
