@@ -62,13 +62,13 @@ def test_generated_params_schemas_are_the_file_format() -> None:
     from semcodec.generative.sedic.profile import PARAMS_SCHEMA as SEDIC
 
     u = "u"
-    assert ITC == [("version", u), ("mode", u), ("seed", u), ("steps", u), ("strength", u), ("guidance", u),
-                   ("control_scale", u), ("n_base", u)]
-    assert SEDIC == [("version", u), ("seed", u), ("steps", u), ("strength", u), ("guidance", u),
+    assert [("version", u), ("mode", u), ("seed", u), ("steps", u), ("strength", u), ("guidance", u),
+                   ("control_scale", u), ("n_base", u)] == ITC
+    assert [("version", u), ("seed", u), ("steps", u), ("strength", u), ("guidance", u),
                      ("control_scale", u), ("eta", u), ("t_prime", u), ("global_strength", u), ("n_objects", u),
-                     ("n_base", u)]
-    assert PERCO == [("version", u), ("seed", u), ("steps", u), ("guidance", "f32"), ("gh", u), ("gw", u), ("V", u)]
-    assert RESULIC == [("version", u), ("diffusion", u), ("seed", u), ("steps", u), ("n_r", u), ("guidance", "f32")]
+                     ("n_base", u)] == SEDIC
+    assert [("version", u), ("seed", u), ("steps", u), ("guidance", "f32"), ("gh", u), ("gw", u), ("V", u)] == PERCO
+    assert [("version", u), ("diffusion", u), ("seed", u), ("steps", u), ("n_r", u), ("guidance", "f32")] == RESULIC
 
 
 def test_config_hash_unchanged() -> None:

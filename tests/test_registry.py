@@ -94,8 +94,8 @@ print(*[m for m in heavy if m in sys.modules] or ['none'])
 
 
 def test_unknown_profile_and_coder_messages() -> None:
-    from semcodec.profiles import get_profile, profile_for_id
     from semcodec.errors import ProfileMismatchError
+    from semcodec.profiles import get_profile, profile_for_id
     from semcodec.text import get_text_coder
 
     with pytest.raises(MissingComponentError, match=r"unknown profile 'Webp' \(did you mean 'webp'\?\); valid: jpeg"):

@@ -17,7 +17,15 @@ import numpy as np
 from .container import Container, Stream, StreamKind, parse_container, stream_cost
 from .errors import FormatError, ProfileMismatchError, RateError, SemcodecError
 from .image_io import ImageLike, load_image, max_pixels_from_env
-from .profiles import DEFAULT_PROFILE, PROFILES, EncodeRequest, Profile, SentStream, get_profile, profile_for_id
+from .profiles import (
+    DEFAULT_PROFILE,
+    PROFILES,
+    EncodeRequest,
+    Profile,
+    SentStream,
+    get_profile,
+    profile_for_id,
+)
 from .text import TEXT_CODERS, decode_text_stream, encode_text_stream
 
 
