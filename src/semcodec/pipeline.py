@@ -36,9 +36,9 @@ def target_bytes(bpp: float, width: int, height: int) -> int:
     return int(math.floor(bpp * width * height / 8 + 1e-9))
 
 
-def _plan(image: ImageLike, bpp: float | None, quality: float | None, profile: str | Profile | None,
-          caption: str | None, max_pixels: int | None, profile_options: dict[str, Any],
-          ) -> tuple[Profile, EncodeRequest, list[Stream]]:
+def _plan(image: ImageLike, bpp: float | None = None, quality: float | None = None,
+          profile: str | Profile | None = None, caption: str | None = None, max_pixels: int | None = None,
+          **profile_options: Any) -> tuple[Profile, EncodeRequest, list[Stream]]:
     """The profile, its request (the byte budget left after header and user caption) and those extra streams."""
     if bpp is not None and quality is not None:
         raise SemcodecError("give either a bpp target or a quality, not both")
@@ -78,7 +78,7 @@ def compress(
     With ``bpp`` the result is the best the profile can do with ``8·len(result)/(H·W) ≤ bpp``;
     a :class:`RateError` is raised if nothing fits.
     """
-    prof, request, extra = _plan(image, bpp, quality, profile, caption, max_pixels, profile_options)
+    prof, request, extra = _plan(image, bpp, quality, profile, caption, max_pixels, **profile_options)
     streams = prof.encode(request)
     container = Container(request.width, request.height, prof.profile_id, prof.fingerprint(), list(streams) + extra)
     data = container.to_bytes()
@@ -91,17 +91,9 @@ def compress(
     return data
 
 
-def analyse(
-    image: ImageLike,
-    bpp: float | None = None,
-    quality: float | None = None,
-    profile: str | Profile | None = None,
-    caption: str | None = None,
-    max_pixels: int | None = None,
-    **profile_options: Any,
-) -> list[SentStream]:
-    """The streams :func:`compress` would write (same arguments), with their kinds and sizes, in file order."""
-    prof, request, extra = _plan(image, bpp, quality, profile, caption, max_pixels, profile_options)
+def analyse(image: ImageLike, **kwargs: Any) -> list[SentStream]:
+    """The streams :func:`compress` with the same arguments would write (kinds and sizes, in file order)."""
+    prof, request, extra = _plan(image, **kwargs)
     return prof.analyse(request) + [SentStream(s.kind.name.lower(), s.payload) for s in extra]
 
 

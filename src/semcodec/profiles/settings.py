@@ -168,6 +168,12 @@ class Settings:
                 out[f.name] = choices[int(v)] if choices is not None and 0 <= int(v) < len(choices) else v
         return out
 
+    def as_sent(self: S) -> S:
+        """These settings as the decoder reads them back from PARAMS (real values rounded to their unit)."""
+        return self.replace(**{f.name: round(getattr(self, f.name) * f.metadata["scale"]) / f.metadata["scale"]
+                               for f in dataclasses.fields(self)
+                               if f.metadata.get("scale", 1) != 1 and getattr(self, f.name) is not None})
+
     def config_items(self) -> dict[str, Any]:
         """Settings the decoder depends on (hashed into the file header)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("config")}

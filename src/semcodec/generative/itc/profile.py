@@ -18,7 +18,6 @@ other weights fails with :class:`ProfileMismatchError` instead of producing a di
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,34 +27,20 @@ from ...container import Stream, StreamKind, stream_cost
 from ...container.params import pack_params, unpack_params
 from ...errors import FormatError, MissingComponentError, RateError, SemcodecError
 from ...profiles import EncodeRequest, Profile, option
-from ..components import CONTROLNET_ENV, DiffusionComponents, fixed_threads
+from ..components import fixed_threads
 from ..components.base_image import BaseImageCodec
-from ..components.options import DiffusionOptions
+from ..components.options import ReferenceDiffusionOptions
 from ..components.sampling import SamplerSettings, restore
 from .caption import caption_for
 
+#: the real-valued settings travel in PARAMS as integers in 1/CENTI units
 CENTI = 100
-
-
-def centi(x: float) -> int:
-    """Quantise a setting to 1/100 (what the file can carry); the encoder keeps the quantised value."""
-    if not 0 <= x <= 10_000:
-        raise SemcodecError(f"setting {x} out of range 0..10000")
-    return int(round(float(x) * CENTI))
-
-
-def quantised(x: float) -> float:
-    """``x`` as the decoder will read it back from PARAMS (1/100 units)."""
-    return centi(x) / CENTI
-
-
 MODES = ("img2img", "controlnet")
 MAX_STEPS = 1000
 
 
 @dataclass(frozen=True)
-class ItcSettings(DiffusionOptions):
-    controlnet: str | None = option(None, "ControlNet folder or hub id (default $SEMCODEC_CONTROLNET)")
+class ItcSettings(ReferenceDiffusionOptions):
     # PARAMS fields, in stream order (the real-valued ones travel in 1/100 units)
     mode: str | None = option(None, "img2img from the base latent, or controlnet on the base image (default:"
                               " controlnet when one is set)", choices=MODES, wire="u")
@@ -67,13 +52,8 @@ class ItcSettings(DiffusionOptions):
                              scale=CENTI)
     control_scale: float = option(1.0, "ControlNet conditioning scale", low=0, high=10_000, wire="u", scale=CENTI)
     # encoder side
-    base_profile: str | None = option(None, "profile coding the base image (default: lic, else avif)")
-    base_scale: int = option(1, "the base image is coded downscaled by this factor", low=1)
-    base_options: dict[str, Any] = option({}, "options of the base profile (a JSON object)")
     captioner: str = option("auto", "auto: the configured VLM when no caption is given; none: never",
                             choices=("auto", "none"))
-    scheduler_kind: str | None = option("ddim", "sampler (ddim; null: the model's own scheduler)")
-    device: str = option("cpu", "torch device")
 
 
 PARAMS_SCHEMA: list[tuple[str, Any]] = [("version", "u"), *ItcSettings.wire_schema(), ("n_base", "u")]
@@ -99,19 +79,16 @@ class ItcProfile(Profile):
     def __init__(self, settings: ItcSettings | None = None, **options: Any):
         super().__init__(settings, **options)
         s = self.settings
-        controlnet = s.controlnet or os.environ.get(CONTROLNET_ENV) or None
+        controlnet = s.controlnet_source()
         mode = s.mode or ("controlnet" if controlnet else "img2img")
         if mode == "controlnet" and not controlnet:
             raise MissingComponentError("itc mode=controlnet needs a ControlNet: set SEMCODEC_CONTROLNET or --set controlnet=...")
         strength = (1.0 if mode == "controlnet" else 0.5) if s.strength is None else s.strength
-        s = self.settings = s.replace(controlnet=controlnet, mode=mode, strength=quantised(strength),
-                                      guidance=quantised(s.guidance), control_scale=quantised(s.control_scale))
+        s = self.settings = s.replace(controlnet=controlnet, mode=mode, strength=strength).as_sent()
         if not 0 < s.strength <= 1:
             raise SemcodecError("strength must be in (0, 1]")
         self.mode = mode
-        self.components = DiffusionComponents.from_sources(
-            s.model, with_controlnet=controlnet is not None, controlnet=controlnet,
-            use_controlnet_env=False, scheduler_kind=s.scheduler_kind, device=s.device, **s.parts())
+        self.components = s.components()
         self.base = BaseImageCodec(s.base_profile, s.base_scale, s.base_options)
         self.sampler = SamplerSettings(seed=s.seed, steps=s.steps, strength=s.strength, guidance=s.guidance,
                                        control_scale=s.control_scale)

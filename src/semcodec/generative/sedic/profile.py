@@ -17,7 +17,6 @@ codec's config are hashed into the header via :meth:`SedicProfile.config`.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,18 +26,17 @@ from ...container import Stream, StreamKind, stream_cost
 from ...container.params import pack_params, unpack_params
 from ...errors import FormatError, RateError, SemcodecError
 from ...profiles import EncodeRequest, Profile, option
-from ..components import CONTROLNET_ENV, DiffusionComponents, fixed_threads
+from ..components import fixed_threads
 from ..components.base_image import BaseImageCodec
-from ..components.options import DiffusionOptions
-from ..itc.profile import CENTI, MAX_STEPS, diffusion_available, quantised
+from ..components.options import ReferenceDiffusionOptions
+from ..itc.profile import CENTI, MAX_STEPS, diffusion_available
 from . import masks as mask_stream
 from .orag import OragSettings, orag_decode
 from .semantics import MAX_OBJECTS, analyse, pack_texts, unpack_texts
 
 
 @dataclass(frozen=True)
-class SedicSettings(DiffusionOptions):
-    controlnet: str | None = option(None, "ControlNet folder or hub id (default $SEMCODEC_CONTROLNET)")
+class SedicSettings(ReferenceDiffusionOptions):
     # PARAMS fields, in stream order (real values in 1/100 units)
     seed: int = option(0, "sampler seed", low=0, wire="u")
     steps: int = option(20, "DDIM steps at the decoder", low=1, high=MAX_STEPS, wire="u")
@@ -55,11 +53,6 @@ class SedicSettings(DiffusionOptions):
     analysis: str = option("auto", "auto: VLM + Grounding DINO + SAM when configured; none: caption only",
                            choices=("auto", "none"))
     mask_factor: int = option(8, "masks are coded at 1/factor resolution", choices=(1, 2, 4, 8))
-    base_profile: str | None = option(None, "profile coding the reference image (default: lic, else avif)")
-    base_scale: int = option(1, "the reference is coded downscaled by this factor", low=1)
-    base_options: dict[str, Any] = option({}, "options of the base profile (a JSON object)")
-    scheduler_kind: str | None = option("ddim", "sampler (ddim; null: the model's own scheduler)")
-    device: str = option("cpu", "torch device")
 
 
 PARAMS_SCHEMA: list[tuple[str, Any]] = [
@@ -78,16 +71,12 @@ class SedicProfile(Profile):
     def __init__(self, settings: SedicSettings | None = None, **options: Any):
         super().__init__(settings, **options)
         s = self.settings
-        controlnet = s.controlnet or os.environ.get(CONTROLNET_ENV) or None
+        controlnet = s.controlnet_source()
         strength = (1.0 if controlnet else 0.6) if s.strength is None else s.strength
-        s = self.settings = s.replace(
-            controlnet=controlnet, strength=quantised(strength), guidance=quantised(s.guidance),
-            control_scale=quantised(s.control_scale), eta=quantised(s.eta), global_strength=quantised(s.global_strength))
+        s = self.settings = s.replace(controlnet=controlnet, strength=strength).as_sent()
         if not 0 < s.strength <= 1:
             raise SemcodecError("strength must be in (0, 1] and global_strength in [0, 1]")
-        self.components = DiffusionComponents.from_sources(
-            s.model, with_controlnet=controlnet is not None, controlnet=controlnet, use_controlnet_env=False,
-            scheduler_kind=s.scheduler_kind, device=s.device, **s.parts())
+        self.components = s.components()
         self.base = BaseImageCodec(s.base_profile, s.base_scale, s.base_options)
         self.semantics = s.semantics
         self.analysis = s.analysis
