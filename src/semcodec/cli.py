@@ -145,7 +145,8 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
     from .profiles import DEFAULT_PROFILE, profile_classes
 
     rows = []
-    for name, cls in profile_classes().items():
+    classes = profile_classes()
+    for name, cls in classes.items():
         reason = cls.availability()
         rows.append({"name": name, "id": cls.profile_id, "available": reason is None,
                      "reason": reason, "description": cls.description, "default": name == DEFAULT_PROFILE,
@@ -157,7 +158,7 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
         mark = "ok " if r["available"] else "-- "
         star = " (default)" if r["default"] else ""
         print(f"{mark}{r['name']:<12}{r['description']}{star}")
-        print(f"    --quality: {profile_classes()[r['name']].quality.text()}")
+        print(f"    --quality: {classes[r['name']].quality.text()}")
         if r["options"]:
             print(f"    --set: {', '.join(o['name'] for o in r['options'])}")
         if not r["available"]:
