@@ -18,7 +18,8 @@ from semcodec.container import Stream, StreamKind
 from semcodec.errors import FormatError, RateError
 from semcodec.eval import EvalConfig, evaluate_unit, run_eval
 from semcodec.eval.results import ResultsTable
-from semcodec.profiles import EncodeRequest, Profile, register_profile
+from semcodec.profiles import PROFILES, EncodeRequest, Profile
+from semcodec.registry import Entry
 
 THIS_MODULE = Path(__file__).stem  # imported by spawned workers so they know the test profiles
 
@@ -49,14 +50,12 @@ class _DownscalePNG(Profile):
         return np.asarray(small.resize((width, height), self.resample), dtype=np.uint8)
 
 
-@register_profile
 class TestDownscaleBicubic(_DownscalePNG):
     name = "test-eval-bicubic"
     profile_id = 251
     description = "eval test profile (bicubic upscale)"
 
 
-@register_profile
 class TestDownscaleNearest(_DownscalePNG):
     name = "test-eval-nearest"
     profile_id = 252
@@ -64,7 +63,9 @@ class TestDownscaleNearest(_DownscalePNG):
     resample = Image.NEAREST
 
 
-PROFILES = ["test-eval-bicubic", "test-eval-nearest"]
+for _cls in (TestDownscaleBicubic, TestDownscaleNearest):  # plugin profiles: one table entry each
+    PROFILES.add(_cls.name, Entry(_cls.profile_id, _cls))
+TEST_PROFILES = ["test-eval-bicubic", "test-eval-nearest"]
 
 
 def _image(seed: int, h: int = 64, w: int = 80) -> np.ndarray:
@@ -84,14 +85,14 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 def _cfg(data: Path, out: Path, **kw) -> EvalConfig:
-    base = dict(data=data, profiles=PROFILES, out=out, bpps=[0.5, 2.0], anchor=PROFILES[0], progress=False,
+    base = dict(data=data, profiles=TEST_PROFILES, out=out, bpps=[0.5, 2.0], anchor=TEST_PROFILES[0], progress=False,
                 plugins=[THIS_MODULE], crop_size=48)
     base.update(kw)
     return EvalConfig(**base)
 
 
 def test_evaluate_unit_row(data_dir: Path):
-    row = evaluate_unit(data_dir / "img0.png", PROFILES[0], 0.5, {"metrics": ["psnr", "ms-ssim"],
+    row = evaluate_unit(data_dir / "img0.png", TEST_PROFILES[0], 0.5, {"metrics": ["psnr", "ms-ssim"],
                                                                    "return_decoded": True})
     assert row["error"] == ""
     assert 0 < row["bpp"] <= 0.5
@@ -106,9 +107,9 @@ def test_evaluate_unit_row(data_dir: Path):
 def test_evaluate_unit_records_failure(data_dir: Path, tmp_path: Path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG not really")
-    row = evaluate_unit(bad, PROFILES[0], 0.5, {})
+    row = evaluate_unit(bad, TEST_PROFILES[0], 0.5, {})
     assert row["error"].startswith("SemcodecError") and "cannot read image" in row["error"]
-    row = evaluate_unit(data_dir / "img0.png", PROFILES[0], 0.0005, {})  # nothing fits in 0 bytes
+    row = evaluate_unit(data_dir / "img0.png", TEST_PROFILES[0], 0.0005, {})  # nothing fits in 0 bytes
     assert row["error"].startswith("RateError")
 
 
@@ -124,17 +125,17 @@ def test_eval_end_to_end_resume_and_failures(data_dir: Path, tmp_path: Path):
     assert all(float(r["bpp"]) <= float(r["target_bpp"]) for r in ok)
     # More rate -> better quality for both profiles, and bicubic beats nearest at equal factor.
     pts = summary["points"]
-    for p in PROFILES:
+    for p in TEST_PROFILES:
         lo, hi = pts[p]["bpp=0.5"], pts[p]["bpp=2.0"]
         assert lo["n"] == 2 and lo["n_failed"] == 1
         assert hi["bpp"] > lo["bpp"] and hi["psnr"] > lo["psnr"]
     # Anchor against itself is exactly 0 %.
-    assert summary["bd"]["psnr"][PROFILES[0]]["bd_rate_pct"] == pytest.approx(0.0, abs=1e-9)
+    assert summary["bd"]["psnr"][TEST_PROFILES[0]]["bd_rate_pct"] == pytest.approx(0.0, abs=1e-9)
     for f in ("summary.json", "report.md", "rd_psnr.png", "rd_ms-ssim.png", "crops/img0.png", "crops/img1.png"):
         assert (out / f).is_file(), f
-    assert (out / "decoded" / PROFILES[1] / "bpp=2.0" / "img1.png").is_file()
+    assert (out / "decoded" / TEST_PROFILES[1] / "bpp=2.0" / "img1.png").is_file()
     js = json.loads((out / "summary.json").read_text())
-    assert js["points"][PROFILES[1]]["bpp=0.5"]["n"] == 2
+    assert js["points"][TEST_PROFILES[1]]["bpp=0.5"]["n"] == 2
     report = (out / "report.md").read_text()
     assert "rd_psnr.png" in report and "crops/img0.png" in report
     assert "zz_broken.png" in report.split("## Failed units")[1]
@@ -142,7 +143,7 @@ def test_eval_end_to_end_resume_and_failures(data_dir: Path, tmp_path: Path):
 
     # Resume: nothing is recomputed (a poisoned row would otherwise be overwritten).
     table = ResultsTable(out / "results.csv")
-    marker = next(r for r in table.rows if r["image"] == "img0.png" and r["profile"] == PROFILES[0])
+    marker = next(r for r in table.rows if r["image"] == "img0.png" and r["profile"] == TEST_PROFILES[0])
     marker["enc_s"] = 12345.0
     table.rewrite()
     run_eval(_cfg(data_dir, out))
@@ -164,26 +165,26 @@ def test_eval_end_to_end_resume_and_failures(data_dir: Path, tmp_path: Path):
 def test_eval_process_pool_matches_in_process(data_dir: Path, tmp_path: Path):
     a = run_eval(_cfg(data_dir, tmp_path / "a", bpps=[1.0], save_decoded=False, crop_images=0))
     b = run_eval(_cfg(data_dir, tmp_path / "b", bpps=[1.0], save_decoded=False, crop_images=0, workers=2))
-    for p in PROFILES:
+    for p in TEST_PROFILES:
         pa, pb = a["points"][p]["bpp=1.0"], b["points"][p]["bpp=1.0"]
         assert pa["bpp"] == pb["bpp"] and pa["psnr"] == pb["psnr"] and pa["ms-ssim"] == pb["ms-ssim"]
 
 
 def test_eval_cli_and_bdrate_cli(data_dir: Path, tmp_path: Path, capsys):
     out = tmp_path / "cli"
-    rc = cli_main(["eval", "--data", str(data_dir), "--profile", ",".join(PROFILES), "--bpp", "0.5,1,2",
-                   "--out", str(out), "--anchor", PROFILES[0], "--plugin", THIS_MODULE, "-q",
+    rc = cli_main(["eval", "--data", str(data_dir), "--profile", ",".join(TEST_PROFILES), "--bpp", "0.5,1,2",
+                   "--out", str(out), "--anchor", TEST_PROFILES[0], "--plugin", THIS_MODULE, "-q",
                    "--metrics", "psnr,ms-ssim,lpips-alex"])
     assert rc == 0
     js = json.loads((out / "summary.json").read_text())
     assert "lpips-alex" in js["unavailable_metrics"] or "lpips-alex" in js["metrics"]
     assert "semcodec eval" in js["command"]
     capsys.readouterr()
-    rc = cli_main(["bdrate", str(out / "results.csv"), "--anchor", PROFILES[0], "--metric", "psnr", "--json"])
+    rc = cli_main(["bdrate", str(out / "results.csv"), "--anchor", TEST_PROFILES[0], "--metric", "psnr", "--json"])
     assert rc == 0
     bd = json.loads(capsys.readouterr().out)
-    assert bd["psnr"][PROFILES[0]]["bd_rate_pct"] == pytest.approx(0.0, abs=1e-9)
-    nearest = bd["psnr"][PROFILES[1]]
+    assert bd["psnr"][TEST_PROFILES[0]]["bd_rate_pct"] == pytest.approx(0.0, abs=1e-9)
+    nearest = bd["psnr"][TEST_PROFILES[1]]
     # Same factors, worse upsampling: nearest needs more rate for the same PSNR, or the BD is undefined.
     assert (isinstance(nearest["bd_rate_pct"], float) and nearest["bd_rate_pct"] > 0) or nearest["bd_rate_reason"]
     assert isinstance(nearest["bd_metric"], float) and nearest["bd_metric"] < 0 or nearest["bd_metric_reason"]

@@ -141,3 +141,14 @@ def test_itc_respects_the_rate(tiny_sd):
 
     with pytest.raises(RateError):
         compress(_image(), bpp=0.2, profile="itc", caption=CAPTION, **_options(tiny_sd, False))
+
+
+def test_itc_analyse_equals_compress_and_config_is_unchanged(tiny_sd):
+    from analyse_check import assert_analyse_matches_compress
+
+    opts = _options(tiny_sd, True)
+    sent = assert_analyse_matches_compress(_image(), bpp=3.0, profile="itc", caption=CAPTION, steps=2, **opts)
+    assert [s.kind for s in sent[:2]] == ["params", "text"]
+    prof = ItcProfile(**opts, steps=2)
+    assert prof.config() == {"profile": "itc", "format": 1, "schema": [f for f, _ in PARAMS_SCHEMA],
+                             "components": prof.components.identities, "base": prof.base.config()}

@@ -106,3 +106,20 @@ def test_perco_profile_end_to_end_fresh_process(perco_model, tmp_path) -> None:
     subprocess.run([sys.executable, "-m", "semcodec", "decompress", str(smc), "-o", str(out), "-q",
                     "--set", f"model={perco_model}"], check=True, timeout=300)
     assert np.array_equal(np.asarray(Image.open(out)), here.image)
+
+
+def test_perco_analyse_equals_compress_and_config_is_unchanged(perco_model) -> None:
+    from analyse_check import assert_analyse_matches_compress
+    from semcodec.generative.perco.profile import PARAMS_SCHEMA, PercoProfile
+
+    opts = {"model": str(perco_model), "steps": 2}
+    img = _image(7, 32, 40)
+    for rate in ({"bpp": 1.0}, {"quality": 2}):
+        sent = assert_analyse_matches_compress(img, profile="perco", caption="a striped wall", **rate, **opts)
+        assert [s.kind for s in sent] == ["params", "text", "latent"]
+    prof = PercoProfile(**opts)
+    config = prof.config()
+    assert {k: config[k] for k in ("profile", "format", "schema", "text_coder", "scheduler_kind")} == {
+        "profile": "perco", "format": 1, "schema": [f for f, _ in PARAMS_SCHEMA], "text_coder": "zlib",
+        "scheduler_kind": prof.bundle.sources.scheduler_kind}
+    assert set(config) == {"profile", "format", "schema", "components", "head", "text_coder", "scheduler_kind"}

@@ -84,3 +84,17 @@ def test_resulic_taef2_without_diffusion(shared_weights, tmp_path) -> None:
     assert [s["kind"] for s in describe(data)["streams"]] == ["params", "latent"]
     out = decode(data, codec=str(tmp_path / "codec")).image
     assert out.shape == (64, 64, 3)
+
+
+def test_resulic_analyse_equals_compress_and_config_is_unchanged(tiny) -> None:
+    from analyse_check import assert_analyse_matches_compress
+    from semcodec.generative.resulic.profile import PARAMS_SCHEMA, ResulicProfile
+
+    sd, codec = tiny
+    opts = {"model": str(sd), "codec": str(codec), "steps": 2, "text_coder": "zlib"}
+    sent = assert_analyse_matches_compress(_image(), bpp=2.0, profile="resulic", caption="blue stripes", **opts)
+    assert [s.kind for s in sent] == ["params", "latent", "text"]
+    prof = ResulicProfile(**opts)
+    config = prof.config()
+    assert {k: v for k, v in config.items() if k not in ("components", "codec")} == {
+        "profile": "resulic", "format": 1, "schema": [f for f, _ in PARAMS_SCHEMA], "text_coder": "zlib"}

@@ -177,3 +177,21 @@ def test_sedic_without_objects_uses_the_caption(tiny_sd):
     assert StreamKind.MASK not in [s.kind for s in c.streams]
     assert decode_text_stream(c.streams[1].payload) == OVERALL
     assert decode(data, **opts).image.shape == (32, 32, 3)
+
+
+def test_sedic_analyse_equals_compress_and_config_is_unchanged(tiny_sd, tmp_path):
+    from analyse_check import assert_analyse_matches_compress
+    from semcodec.generative.sedic.profile import _mask_prior_hash
+
+    a, _ = _masks()
+    Image.fromarray(a.astype(np.uint8) * 255).save(tmp_path / "cat.png")
+    (tmp_path / "sem.json").write_text(json.dumps({"overall": OVERALL, "objects": [
+        {"name": "cat", "details": "a small ginger cat", "mask": "cat.png"}]}))
+    opts = {"model": str(tiny_sd), "base_profile": "webp", "steps": 2}
+    sent = assert_analyse_matches_compress(_image(), bpp=4.0, profile="sedic", semantics=str(tmp_path / "sem.json"),
+                                           **opts)
+    assert [s.kind for s in sent[:3]] == ["params", "text", "mask"]  # ONE text stream for all descriptions
+    prof = SedicProfile(**opts)
+    assert prof.config() == {"profile": "sedic", "format": 1, "schema": [f for f, _ in PARAMS_SCHEMA],
+                             "components": prof.components.identities, "base": prof.base.config(), "orag": "v1",
+                             "masks": {"method": "ctx", "prior": _mask_prior_hash()}}

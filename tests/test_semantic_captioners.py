@@ -214,9 +214,10 @@ def test_config_from_env(monkeypatch):
     assert itc_style().max_words == 50
 
 
-def test_analyze_resulic_sends_only_the_residual(chat_server, natural_image):
-    from semcodec.semantic.analysis import analyze_image
-    from semcodec.text.base import encode_text_stream
+def test_srr_residual_and_itc_caption(chat_server, natural_image):
+    """What resulic (srr=True) and itc send as text: the Srr residual vs the plain caption."""
+    from semcodec.semantic.captioners import make_captioner
+    from semcodec.semantic.srr import semantic_residual
 
     decoded = natural_image // 2
 
@@ -229,9 +230,6 @@ def test_analyze_resulic_sends_only_the_residual(chat_server, natural_image):
 
     srv = chat_server(reply)
     cfg = SemanticConfig(chat_url=srv.url, chat_model="m")
-    rep = analyze_image(natural_image, "resulic", cfg, decoded=decoded)
-    assert rep.texts == {"residual": "a bright striped sign"}
-    assert rep.text_payload_bytes["residual"] == len(encode_text_stream("a bright striped sign"))
-    assert rep.total_bytes == rep.text_payload_bytes["residual"] + 1 + 1 + 4  # kind, length, CRC framing
-    itc = analyze_image(natural_image, "itc", cfg)
-    assert itc.texts == {"caption": "a bright striped sign by a road"}
+    res = semantic_residual(natural_image, decoded, make_captioner("resulic", cfg), cfg.text_chat())
+    assert res.residual == "a bright striped sign"
+    assert make_captioner("itc", cfg).caption(natural_image) == "a bright striped sign by a road"

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from semcodec.cli import main as cli_main
-from semcodec.errors import MissingComponentError
 from semcodec.semantic.captioners import ChatCaptioner, itc_style, make_captioner
 from semcodec.semantic.chat import HFTextChat, HFVisionChat
 from semcodec.semantic.config import SemanticConfig
@@ -305,18 +304,24 @@ def test_sedic_analysis_end_to_end_and_cli(tiny, image, tmp_path, capsys, monkey
         monkeypatch.setenv("SEMCODEC_CHAT_MODEL", "vlm")
         monkeypatch.setenv("SEMCODEC_GROUNDING_DINO", tiny["gdino"])
         monkeypatch.setenv("SEMCODEC_SAM", tiny["sam"])
-        assert cli_main(["analyze", str(path), "--profile", "sedic", "--json"]) == 0
-        out = json.loads(capsys.readouterr().out)  # real bit costs of what would be sent
-        assert out["texts"]["overall"] == "a cat and a dog on a mat"
-        assert out["text_payload_bytes"]["overall"] == len(encode_text_stream("a cat and a dog on a mat"))
-        assert len(out["objects"]) + len(out["dropped"]) == 2
-        assert (out["mask_payload_bytes"] > 0) == bool(out["objects"])
-        assert out["total_bits"] == 8 * out["total_bytes"] > 0
-        assert cli_main(["analyze", str(path), "--profile", "itc", "--caption", "a cat"]) == 0
+        # `semcodec analyze` runs the sedic encoder: ONE text stream (overall + one line per object), one
+        # mask stream when objects were confirmed, then the base image
+        assert cli_main(["analyze", str(path), "--profile", "sedic", "--set", "base_profile=jpeg", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        kinds = [s["kind"] for s in out["streams"]]
+        assert kinds[:2] == ["params", "text"] and kinds.count("text") == 1 and kinds[-1] == "image"
+        text = out["streams"][1]["text"].split("\n")
+        assert text[0] == "a cat and a dog on a mat" and (kinds.count("mask") == 1) == (len(text) > 1)
+        assert out["streams"][1]["payload_bytes"] == len(encode_text_stream("\n".join(text)))
+        assert out["total_bits"] == 8 * out["total_bytes"] == 8 * (out["header_bytes"] + sum(
+            s["bytes"] for s in out["streams"]))
+        assert cli_main(["analyze", str(path), "--profile", "itc", "--set", "base_profile=jpeg", "--caption",
+                         "a cat"]) == 0
         assert "'a cat'" in capsys.readouterr().out
-        monkeypatch.delenv("SEMCODEC_SAM")
-        assert cli_main(["analyze", str(path), "--profile", "sedic"]) == MissingComponentError.exit_code
-        assert "SEMCODEC_SAM" in capsys.readouterr().err
+        monkeypatch.delenv("SEMCODEC_SAM")  # object analysis off: the overall description alone is sent
+        assert cli_main(["analyze", str(path), "--profile", "sedic", "--set", "base_profile=jpeg", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert [s["kind"] for s in out["streams"]] == ["params", "text", "image"]
     finally:
         srv.close()
 

@@ -116,7 +116,8 @@ def test_text_bench_file_set(tmp_path, capsys):
 
 
 def test_stream_header_carries_id_and_text_check():
-    from semcodec.text.base import ID_ESCAPE, TextCoder, register_text_coder, stream_coder_id, text_check
+    from semcodec.registry import Entry
+    from semcodec.text.base import ID_ESCAPE, TEXT_CODERS, TextCoder, stream_coder_id, text_check
 
     text = "A man riding a wave on top of a surfboard."
     stream = encode_text_stream(text, get_text_coder("zlib"))
@@ -136,5 +137,8 @@ def test_stream_header_carries_id_and_text_check():
         def decode(self, data: bytes) -> str:
             return ""
 
-    with pytest.raises(ValueError):
-        register_text_coder(TooLarge)
+    with pytest.raises(ValueError, match="outside"):
+        TEXT_CODERS.add("too-large", Entry(ID_ESCAPE, TooLarge))
+    with pytest.raises(ValueError, match="registered twice"):
+        TEXT_CODERS.add("zlib-again", Entry(1, TooLarge))
+    assert "too-large" not in TEXT_CODERS and "zlib-again" not in TEXT_CODERS

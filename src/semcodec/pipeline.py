@@ -17,8 +17,16 @@ import numpy as np
 from .container import Container, Stream, StreamKind, parse_container, stream_cost
 from .errors import FormatError, ProfileMismatchError, RateError, SemcodecError
 from .image_io import ImageLike, load_image, max_pixels_from_env
-from .profiles import DEFAULT_PROFILE, EncodeRequest, Profile, get_profile, profile_for_id
-from .text import decode_text_stream, encode_text_stream
+from .profiles import (
+    DEFAULT_PROFILE,
+    PROFILES,
+    EncodeRequest,
+    Profile,
+    SentStream,
+    get_profile,
+    profile_for_id,
+)
+from .text import TEXT_CODERS, decode_text_stream, encode_text_stream
 
 
 def target_bytes(bpp: float, width: int, height: int) -> int:
@@ -28,20 +36,10 @@ def target_bytes(bpp: float, width: int, height: int) -> int:
     return int(math.floor(bpp * width * height / 8 + 1e-9))
 
 
-def compress(
-    image: ImageLike,
-    bpp: float | None = None,
-    quality: float | None = None,
-    profile: str | Profile | None = None,
-    caption: str | None = None,
-    max_pixels: int | None = None,
-    **profile_options: Any,
-) -> bytes:
-    """Compress an image (path, PIL image or H×W×3 uint8 array) into one ``.smc`` byte string.
-
-    With ``bpp`` the result is the best the profile can do with ``8·len(result)/(H·W) ≤ bpp``;
-    a :class:`RateError` is raised if nothing fits.
-    """
+def _plan(image: ImageLike, bpp: float | None = None, quality: float | None = None,
+          profile: str | Profile | None = None, caption: str | None = None, max_pixels: int | None = None,
+          **profile_options: Any) -> tuple[Profile, EncodeRequest, list[Stream]]:
+    """The profile, its request (the byte budget left after header and user caption) and those extra streams."""
     if bpp is not None and quality is not None:
         raise SemcodecError("give either a bpp target or a quality, not both")
     arr = load_image(image, max_pixels)
@@ -63,16 +61,40 @@ def compress(
                 f"target {bpp} bpp is {total} bytes for {width}x{height}; header and caption alone need"
                 f" {total - max_bytes} bytes"
             )
-    request = EncodeRequest(image=arr, max_bytes=max_bytes, quality=quality, caption=caption)
+    return prof, EncodeRequest(image=arr, max_bytes=max_bytes, quality=quality, caption=caption), extra
+
+
+def compress(
+    image: ImageLike,
+    bpp: float | None = None,
+    quality: float | None = None,
+    profile: str | Profile | None = None,
+    caption: str | None = None,
+    max_pixels: int | None = None,
+    **profile_options: Any,
+) -> bytes:
+    """Compress an image (path, PIL image or H×W×3 uint8 array) into one ``.smc`` byte string.
+
+    With ``bpp`` the result is the best the profile can do with ``8·len(result)/(H·W) ≤ bpp``;
+    a :class:`RateError` is raised if nothing fits.
+    """
+    prof, request, extra = _plan(image, bpp, quality, profile, caption, max_pixels, **profile_options)
     streams = prof.encode(request)
-    container = Container(width, height, prof.profile_id, prof.fingerprint(), list(streams) + extra)
+    container = Container(request.width, request.height, prof.profile_id, prof.fingerprint(), list(streams) + extra)
     data = container.to_bytes()
-    if bpp is not None and len(data) > target_bytes(bpp, width, height):
+    if bpp is not None and len(data) > target_bytes(bpp, request.width, request.height):
         raise RateError(
-            f"profile {prof.name!r} produced {len(data)} bytes, above the {target_bytes(bpp, width, height)}"
-            f" byte target for {bpp} bpp (a profile bug: it must respect max_bytes)"
+            f"profile {prof.name!r} produced {len(data)} bytes, above the"
+            f" {target_bytes(bpp, request.width, request.height)} byte target for {bpp} bpp"
+            " (a profile bug: it must respect max_bytes)"
         )
     return data
+
+
+def analyse(image: ImageLike, **kwargs: Any) -> list[SentStream]:
+    """The streams :func:`compress` with the same arguments would write (kinds and sizes, in file order)."""
+    prof, request, extra = _plan(image, **kwargs)
+    return prof.analyse(request) + [SentStream(s.kind.name.lower(), s.payload) for s in extra]
 
 
 @dataclass
@@ -128,20 +150,11 @@ def describe(data: bytes, max_pixels: int | None = None) -> dict[str, Any]:
             "bpp": 8 * size / pixels,
         }
         if s.kind == StreamKind.TEXT:
-            try:
-                from .text.base import _BY_ID, _load_all
-
-                _load_all()
-                cid = s.payload[0] & 0xF if s.payload else None
-                coder = _BY_ID.get(cid) if cid is not None else None
-                entry["text_coder"] = coder.name if coder else f"id {cid}"
-            except Exception:  # info must never fail on an unknown coder
-                entry["text_coder"] = "unknown"
+            cid = s.payload[0] & 0xF if s.payload else None
+            name = TEXT_CODERS.name_for_id(cid) if cid is not None else None
+            entry["text_coder"] = name or (f"id {cid}" if cid is not None else "unknown")
         streams.append(entry)
-    from .profiles.registry import PROFILE_INDEX
-
-    names = {pid: name for name, (pid, _) in PROFILE_INDEX.items()}
-    pname = names.get(container.profile_id, f"unknown (id {container.profile_id})")
+    pname = PROFILES.name_for_id(container.profile_id) or f"unknown (id {container.profile_id})"
     total = len(data)
     assert header + sum(e["bytes"] for e in streams) == total
     return {
@@ -157,4 +170,4 @@ def describe(data: bytes, max_pixels: int | None = None) -> dict[str, Any]:
     }
 
 
-__all__ = ["Decoded", "compress", "decode", "decompress", "describe", "open_container", "stream_cost", "target_bytes"]
+__all__ = ["Decoded", "analyse", "compress", "decode", "decompress", "describe", "open_container", "stream_cost", "target_bytes"]

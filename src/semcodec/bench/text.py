@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..paths import shared_data_dir
 from ..text.base import (
-    TEXT_CODER_MODULES,
+    TEXT_CODERS,
     decode_text_stream,
     encode_text_stream,
     get_text_coder,
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append(ngram_row(texts))
     sub = f" (every {args.every}th)" if args.every > 1 else ""
     print(f"\nset {args.set}{sub}: {len(texts)} texts, {chars} chars, {raw_bits} raw UTF-8 bits "
-          f"(coder modules: {', '.join(TEXT_CODER_MODULES)})")
+          f"(coders: {', '.join(TEXT_CODERS.names())})")
     hdr = (f"| {'coder':28s} | {'total bits':>10s} | {'bits/char':>9s} | {'saving vs raw':>13s} | "
            f"{'coder only':>10s} | {'enc ms wall/cpu':>15s} | {'dec ms wall/cpu':>15s} | round trip |")
     print(hdr)

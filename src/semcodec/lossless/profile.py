@@ -22,6 +22,7 @@ import functools
 import hashlib
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,9 @@ from ..container import Stream, StreamKind
 from ..errors import FormatError, RateError
 from ..paths import PACKAGE_WEIGHTS
 from ..profiles.base import EncodeRequest, Profile
-from ..profiles.registry import register_profile
-from .base_codec import BASES, decode_base, encode_base
+from ..profiles.settings import Settings, option
+from .base_codec import decode_base, encode_base
+from .base_codecs import BASE_CODEC_REGISTRY
 from .coder import DEFAULT_ADAPT_STEPS, decode_residual, encode_residual
 from .model import ResidualLM, load_model
 
@@ -55,25 +57,33 @@ def _weights_hash(folder: str) -> str:
     return hashlib.sha256((Path(folder) / "model.safetensors").read_bytes()).hexdigest()[:16]
 
 
-@register_profile
-class LosslessProfile(Profile):
-    name = "lossless"
-    profile_id = 48
-    description = "lossless: HEIF base + learned residual transformer/GMM coder (Du et al.)"
+@dataclass(frozen=True)
+class LosslessSettings(Settings):
+    weights: str | None = option(None, "model folder (default $SEMCODEC_LOSSLESS_WEIGHTS or the shipped weights)")
+    base_codec: str | None = option(None, "lossy base codec (default: the one the model was trained with)",
+                                    choices=tuple(BASE_CODEC_REGISTRY.names()))
+    base_quality: int | None = option(None, "base quality when --quality is not given", low=0, high=100)
+    adapt_steps: int = option(DEFAULT_ADAPT_STEPS, "encoder-side fitting steps of the per-image head adapter"
+                              " (0: off)", low=0)
+    choose_quality: bool = option(True, "pick the base quality per image by estimated bits (else the model's"
+                                  " default quality)")
 
-    def __init__(self, weights: str | None = None, base_codec: str | None = None,
-                 base_quality: int | None = None, adapt_steps: int | None = None,
-                 choose_quality: bool = True) -> None:
-        self.weights = str(Path(weights) if weights else default_weights())
+
+class LosslessProfile(Profile):
+    description = "lossless: HEIF base + learned residual transformer/GMM coder (Du et al.)"
+    Settings = LosslessSettings
+    settings: LosslessSettings
+
+    def __init__(self, settings: LosslessSettings | None = None, **options: Any) -> None:
+        super().__init__(settings, **options)
+        s = self.settings
+        self.weights = str(Path(s.weights) if s.weights else default_weights())
         self.model = _cached_model(self.weights)
-        self.base_codec = base_codec or self.model.cfg.base_codec
-        if self.base_codec not in BASES:
-            raise ValueError(f"unknown base codec {self.base_codec!r}; choose from {sorted(BASES)}")
-        self.base_quality = base_quality
-        self.adapt_steps = DEFAULT_ADAPT_STEPS if adapt_steps is None else int(adapt_steps)
-        if isinstance(choose_quality, str):  # from a CLI option string
-            choose_quality = choose_quality.strip().lower() in ("1", "true", "yes", "on")
-        self.choose_quality = bool(choose_quality)
+        self.base_codec = s.base_codec or self.model.cfg.base_codec
+        BASE_CODEC_REGISTRY.entry(self.base_codec)  # a model trained with an unknown base fails here
+        self.base_quality = s.base_quality
+        self.adapt_steps = s.adapt_steps
+        self.choose_quality = s.choose_quality
 
     @classmethod
     def availability(cls) -> str | None:
@@ -87,7 +97,7 @@ class LosslessProfile(Profile):
         return {"profile": self.name, "weights": _weights_hash(self.weights), "model": self.model.cfg.to_json()}
 
     def encode(self, request: EncodeRequest) -> list[Stream]:
-        q = int(request.quality) if request.quality is not None else self.base_quality
+        q = int(self.quality.check(request.quality, self.name)) if request.quality is not None else self.base_quality
         if q is None and self.choose_quality and len(self.model.cfg.qualities) > 1:
             q, base, xl = self.pick_quality(request.image)
         else:

@@ -1,4 +1,4 @@
-"""The metric contract and its registry.
+"""The metric contract and its registry table.
 
 Two kinds of metric exist::
 
@@ -13,19 +13,39 @@ absent is reported as unavailable, it never returns a made-up number.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import MissingComponentError
+from ..registry import Entry, Registry
+
+#: Every metric, by name (one line each; a lookup imports only that metric's module).
+METRICS: Registry = Registry("metric", {
+    "psnr": Entry(None, "semcodec.metrics.pixel:PSNR"),
+    "ms-ssim": Entry(None, "semcodec.metrics.pixel:MSSSIM"),
+    "lpips-alex": Entry(None, "semcodec.metrics.lpips:LPIPSAlex"),
+    "lpips-vgg": Entry(None, "semcodec.metrics.lpips:LPIPSVGG"),
+    "dists": Entry(None, "semcodec.metrics.dists:DISTS"),
+    "fid": Entry(None, "semcodec.metrics.fid:FID"),
+    "kid": Entry(None, "semcodec.metrics.fid:KID"),
+    "clip-i2i": Entry(None, "semcodec.metrics.clip:CLIPI2I"),
+    "clip-score": Entry(None, "semcodec.metrics.clip:CLIPScore"),
+    "clip-iqa": Entry(None, "semcodec.metrics.clip:CLIPIQA"),
+    "niqe": Entry(None, "semcodec.metrics.niqe:NIQE"),
+})
 
 
 class _MetricInfo(ABC):
-    name: ClassVar[str]
+    name: ClassVar[str]  # from the METRICS table
     higher_is_better: ClassVar[bool]
     description: ClassVar[str] = ""
     #: "full-reference", "no-reference" (only the decoded image is used) or "text" (needs a caption).
     kind: ClassVar[str] = "full-reference"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        METRICS.bind(cls)
 
     @classmethod
     def availability(cls) -> str | None:
@@ -49,52 +69,13 @@ class SetMetric(_MetricInfo):
         """Score the decoded set against the reference set."""
 
 
-M = TypeVar("M", bound=type[_MetricInfo])
-
-_REGISTRY: dict[str, type[_MetricInfo]] = {}
-
-#: Modules whose import registers metrics (one per concept).
-METRIC_MODULES: list[str] = [
-    "semcodec.metrics.pixel",
-    "semcodec.metrics.lpips",
-    "semcodec.metrics.dists",
-    "semcodec.metrics.fid",
-    "semcodec.metrics.clip",
-    "semcodec.metrics.niqe",
-]
-
-_loaded = False
-
-
-def register_metric(cls: M) -> M:
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError(f"metric {cls.name!r} registered twice")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    import importlib
-
-    for mod in METRIC_MODULES:
-        importlib.import_module(mod)
-
-
 def metric_classes() -> dict[str, type[_MetricInfo]]:
-    _load_all()
-    return dict(_REGISTRY)
+    return METRICS.load_all()
 
 
 def metric_class(name: str) -> type[_MetricInfo]:
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise MissingComponentError(f"unknown metric {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    """One metric's class (imports its module only); unknown names list the valid ones."""
+    return METRICS.get(name)
 
 
 def get_metric(name: str) -> Metric | SetMetric:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Metric, check_pair, register_metric, torch_threads
+from .base import Metric, check_pair, torch_threads
 
 ENV_MODEL = "SEMCODEC_CLIP_MODEL"
 ENV_CKPT = "SEMCODEC_CLIP_CHECKPOINT"
@@ -116,9 +116,7 @@ class _CLIPMetric(Metric):
         return spec if isinstance(spec, str) else None
 
 
-@register_metric
 class CLIPI2I(_CLIPMetric):
-    name: ClassVar[str] = "clip-i2i"
     description: ClassVar[str] = "cosine similarity of CLIP image embeddings (reference vs decoded)"
 
     def compute(self, reference: np.ndarray, decoded: np.ndarray, **context: Any) -> float:
@@ -127,9 +125,7 @@ class CLIPI2I(_CLIPMetric):
         return float(m.image_embedding(reference) @ m.image_embedding(decoded))
 
 
-@register_metric
 class CLIPScore(_CLIPMetric):
-    name: ClassVar[str] = "clip-score"
     kind: ClassVar[str] = "text"
     description: ClassVar[str] = "100·max(cos(image, caption), 0) of the decoded image (needs a caption)"
 
@@ -142,9 +138,7 @@ class CLIPScore(_CLIPMetric):
         return 100.0 * max(cos, 0.0)
 
 
-@register_metric
 class CLIPIQA(_CLIPMetric):
-    name: ClassVar[str] = "clip-iqa"
     kind: ClassVar[str] = "no-reference"
     description: ClassVar[str] = "CLIP-IQA: P('Good photo.' vs 'Bad photo.') of the decoded image"
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import IMAGENET_MEAN, IMAGENET_STD, backbone_file, backbone_missing, load_features, to_tensor
-from .base import Metric, check_pair, register_metric, torch_threads
+from .base import Metric, check_pair, torch_threads
 from .weights import find_file, load_state_dict, package_file
 
 CHANNELS = [3, 64, 128, 256, 512, 512]
@@ -101,9 +101,7 @@ def load_dists(backbone: str | Path | None = None, alpha_beta: str | Path | None
     return model.eval().requires_grad_(False)
 
 
-@register_metric
 class DISTS(Metric):
-    name: ClassVar[str] = "dists"
     higher_is_better: ClassVar[bool] = False
     description: ClassVar[str] = "DISTS structure+texture similarity (Ding et al. 2020), 0 = identical"
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import SetMetric, register_metric, torch_threads
+from .base import SetMetric, torch_threads
 from .weights import find_file, load_state_dict, missing
 
 ENV = "SEMCODEC_INCEPTION_WEIGHTS"
@@ -139,18 +139,14 @@ class _InceptionSet(SetMetric):
             return inception_features(self._net, [p for im in images for p in fid_patches(im)])
 
 
-@register_metric
 class FID(_InceptionSet):
-    name: ClassVar[str] = "fid"
     description: ClassVar[str] = "Fréchet Inception distance on 256 px patches (HiFiC protocol)"
 
     def compute_set(self, references: list[np.ndarray], decodeds: list[np.ndarray]) -> float:
         return frechet_distance(self.features(references), self.features(decodeds))
 
 
-@register_metric
 class KID(_InceptionSet):
-    name: ClassVar[str] = "kid"
     description: ClassVar[str] = "kernel Inception distance on 256 px patches"
 
     def compute_set(self, references: list[np.ndarray], decodeds: list[np.ndarray]) -> float:

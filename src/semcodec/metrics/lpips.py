@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .backbones import BACKBONES, backbone_file, backbone_missing, load_features, to_tensor
-from .base import Metric, check_pair, register_metric, torch_threads
+from .base import Metric, check_pair, torch_threads
 from .weights import find_file, load_state_dict, package_file
 
 NETS = {
@@ -141,15 +141,11 @@ class _LPIPS(Metric):
             return float(self._model(to_tensor(reference) * 2 - 1, to_tensor(decoded) * 2 - 1)[0])
 
 
-@register_metric
 class LPIPSAlex(_LPIPS):
-    name: ClassVar[str] = "lpips-alex"
     net: ClassVar[str] = "alex"
     description: ClassVar[str] = "LPIPS v0.1 with AlexNet features (Zhang et al. 2018)"
 
 
-@register_metric
 class LPIPSVGG(_LPIPS):
-    name: ClassVar[str] = "lpips-vgg"
     net: ClassVar[str] = "vgg"
     description: ClassVar[str] = "LPIPS v0.1 with VGG16 features (Zhang et al. 2018)"

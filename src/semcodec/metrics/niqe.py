@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import Metric, register_metric
+from .base import Metric
 from .weights import package_file
 
 PATCH = 96
@@ -130,9 +130,7 @@ def niqe(image: np.ndarray, mu_p: np.ndarray, cov_p: np.ndarray) -> float:
     return float(np.sqrt(d @ pinv((cov_p + cov) / 2.0) @ d))
 
 
-@register_metric
 class NIQE(Metric):
-    name: ClassVar[str] = "niqe"
     higher_is_better: ClassVar[bool] = False
     kind: ClassVar[str] = "no-reference"
     description: ClassVar[str] = "NIQE naturalness of the decoded image (Mittal et al. 2013), lower is better"

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from .base import Metric, check_pair, register_metric, torch_threads
+from .base import Metric, check_pair, torch_threads
 
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 MSSSIM_WIN = 11
@@ -64,9 +64,7 @@ def ms_ssim(reference: np.ndarray, decoded: np.ndarray) -> float:
     return float(val)
 
 
-@register_metric
 class PSNR(Metric):
-    name: ClassVar[str] = "psnr"
     higher_is_better: ClassVar[bool] = True
     description: ClassVar[str] = "peak signal-to-noise ratio on RGB, dB (inf if identical)"
 
@@ -74,9 +72,7 @@ class PSNR(Metric):
         return psnr(reference, decoded)
 
 
-@register_metric
 class MSSSIM(Metric):
-    name: ClassVar[str] = "ms-ssim"
     higher_is_better: ClassVar[bool] = True
     description: ClassVar[str] = "multi-scale SSIM on RGB (pytorch-msssim); fewer scales below 161 px"
 

@@ -15,12 +15,15 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..container import Stream, StreamKind
+from ..container import Stream, StreamKind, stream_cost
+from .quality import Quality
+from .settings import Settings
+from .table import PROFILES, ProfileEntry
 
 
 @dataclass(frozen=True)
@@ -45,15 +48,50 @@ class EncodeRequest:
         return int(self.image.shape[1])
 
 
+@dataclass(frozen=True)
+class SentStream:
+    """One stream a profile would send: its kind, payload and size in the container (framing included)."""
+
+    kind: str
+    payload: bytes = field(repr=False)
+
+    @property
+    def payload_bytes(self) -> int:
+        return len(self.payload)
+
+    @property
+    def bytes(self) -> int:
+        return stream_cost(len(self.payload))
+
+
 class Profile(ABC):
-    """Base class of every profile. Subclasses register with :func:`semcodec.profiles.register_profile`."""
+    """Base class of every profile.
+
+    A profile is registered by one line in :data:`semcodec.profiles.table.PROFILES`, which also gives
+    the class its ``name``, ``profile_id`` and ``quality`` (meaning and range of ``--quality``). Its
+    options are the fields of its ``Settings`` dataclass: ``Profile(settings)`` or ``Profile(**options)``.
+    """
 
     name: ClassVar[str]
     profile_id: ClassVar[int]
+    quality: ClassVar[Quality] = Quality("profile-specific")
     description: ClassVar[str] = ""
+    #: the options this profile takes (see :mod:`semcodec.profiles.settings`)
+    Settings: ClassVar[type[Settings]] = Settings
     #: True when the profile codes ``EncodeRequest.caption`` itself (e.g. ITC); otherwise the
     #: pipeline appends a separate TEXT stream for a user caption.
     uses_caption: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        entry = PROFILES.bind(cls, id_attr="profile_id")
+        if isinstance(entry, ProfileEntry):
+            cls.quality = entry.quality
+
+    def __init__(self, settings: Settings | None = None, **options: Any) -> None:
+        if settings is not None and options:
+            raise TypeError("pass either a settings object or keyword options, not both")
+        self.settings = settings if settings is not None else self.Settings.from_options(options, self.name)
 
     @classmethod
     def availability(cls) -> str | None:
@@ -67,8 +105,12 @@ class Profile(ABC):
         return cls.availability()
 
     def config(self) -> dict[str, Any]:
-        """Everything decoding depends on (settings, model ids, weight hashes); hashed into the header."""
-        return {"profile": self.name}
+        """Everything decoding depends on (settings, model ids, weight hashes); hashed into the header.
+
+        The base gives the profile name and the settings declared ``config=True``; subclasses add
+        their model ids and weight hashes.
+        """
+        return {"profile": self.name, **self.settings.config_items()}
 
     def fingerprint(self) -> bytes:
         blob = json.dumps(self.config(), sort_keys=True, separators=(",", ":"), default=str).encode()
@@ -77,6 +119,13 @@ class Profile(ABC):
     @abstractmethod
     def encode(self, request: EncodeRequest) -> list[Stream]:
         """Code the image; the sum of ``framed_size()`` of the result must be ≤ ``request.max_bytes``."""
+
+    def analyse(self, request: EncodeRequest) -> list[SentStream]:
+        """What this profile would send for ``request``: its streams' kinds and sizes.
+
+        Runs the encoder, so the sizes are exactly those of a real file (``semcodec analyze``).
+        """
+        return [SentStream(s.kind.name.lower(), s.payload) for s in self.encode(request)]
 
     @abstractmethod
     def decode(self, streams: list[Stream], width: int, height: int,

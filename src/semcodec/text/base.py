@@ -1,4 +1,4 @@
-"""The text-coder contract and registry.
+"""The text-coder contract and its registry table.
 
 A TEXT stream is self-describing: one header byte, then the coder's payload::
 
@@ -13,19 +13,48 @@ caption, a checksum byte of its own would cost the LM coders 5 %.
 
 from __future__ import annotations
 
-import importlib
 import zlib
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..errors import FormatError, MissingComponentError
+from ..registry import Entry, Registry
+
+#: coder ids fit the low nibble of the TEXT header; this value is kept for a future longer-id form
+ID_ESCAPE = 15
+
+#: Every text coder: name -> (id in the TEXT header, class). Ids are part of the format: never reuse one.
+TEXT_CODERS: Registry = Registry("text coder", {
+    "raw": Entry(0, "semcodec.text.classic:RawUtf8Coder"),
+    "zlib": Entry(1, "semcodec.text.classic:ZlibCoder"),
+    "brotli": Entry(2, "semcodec.text.general:BrotliCoder"),
+    "zstd": Entry(3, "semcodec.text.general:ZstdCoder"),
+    "huffman": Entry(4, "semcodec.text.huffman:HuffmanCoder"),
+    "clip-index": Entry(5, "semcodec.text.clip_index:ClipIndexCoder"),
+    "lm-mix": Entry(6, "semcodec.text.lmcoders:LMMixArithmeticCoder"),
+    "lm-ac": Entry(10, "semcodec.text.lmcoders:LMArithmeticCoder"),
+    "lm-rank": Entry(11, "semcodec.text.lmcoders:LMRankZipCoder"),
+    "hf-ac": Entry(12, "semcodec.text.lmcoders:HFArithmeticCoder"),
+    "hf-rank": Entry(13, "semcodec.text.lmcoders:HFRankZipCoder"),
+    "lm-ac-cache": Entry(14, "semcodec.text.lmcoders:LMCacheArithmeticCoder"),
+}, id_range=range(ID_ESCAPE))
+
+#: Preference order for "the best text coder available" (first available wins).
+PREFERRED_TEXT_CODERS: list[str] = ["lm-mix", "lm-ac-cache", "lm-ac", "zlib"]
 
 
 class TextCoder(ABC):
-    """Encodes a string to bytes and back, exactly. Must round-trip *any* Unicode string."""
+    """Encodes a string to bytes and back, exactly. Must round-trip *any* Unicode string.
+
+    ``name`` and ``coder_id`` come from the :data:`TEXT_CODERS` table (the one place they are written).
+    """
 
     name: ClassVar[str]
-    coder_id: ClassVar[int]  # 0..255, unique, part of the format: never reuse an id
+    coder_id: ClassVar[int]  # 0..14, unique, part of the format: never reuse an id
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        TEXT_CODERS.bind(cls, id_attr="coder_id")
 
     @classmethod
     def availability(cls) -> str | None:
@@ -38,49 +67,13 @@ class TextCoder(ABC):
     def decode(self, data: bytes) -> str: ...
 
 
-_BY_NAME: dict[str, type[TextCoder]] = {}
-_BY_ID: dict[int, type[TextCoder]] = {}
-
-#: Modules whose import registers text coders.
-TEXT_CODER_MODULES: list[str] = [
-    "semcodec.text.classic",
-    "semcodec.text.general",
-    "semcodec.text.huffman",
-    "semcodec.text.lmcoders",
-    "semcodec.text.clip_index",
-]
-
-#: Preference order for "the best text coder available" (first available wins).
-PREFERRED_TEXT_CODERS: list[str] = ["lm-mix", "lm-ac-cache", "lm-ac", "zlib"]
-
-_loaded = False
-
-
-#: coder ids fit the low nibble of the TEXT header; this value is kept for a future longer-id form
-ID_ESCAPE = 15
-
-
-def register_text_coder(cls: type[TextCoder]) -> type[TextCoder]:
-    if not 0 <= cls.coder_id < ID_ESCAPE:
-        raise ValueError(f"text coder id {cls.coder_id} outside 0..{ID_ESCAPE - 1}")
-    if cls.coder_id in _BY_ID and _BY_ID[cls.coder_id] is not cls:
-        raise ValueError(f"text coder id {cls.coder_id} registered twice")
-    _BY_NAME[cls.name] = cls
-    _BY_ID[cls.coder_id] = cls
-    return cls
-
-
-def _load_all() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for mod in TEXT_CODER_MODULES:
-            importlib.import_module(mod)
+def text_coder_class(name: str) -> type[TextCoder]:
+    """The class of one coder (imports its module only); unknown names list the valid ones."""
+    return TEXT_CODERS.get(name)
 
 
 def text_coder_classes() -> dict[str, type[TextCoder]]:
-    _load_all()
-    return dict(_BY_NAME)
+    return TEXT_CODERS.load_all()
 
 
 _INSTANCES: dict[str, TextCoder] = {}
@@ -88,11 +81,8 @@ _INSTANCES: dict[str, TextCoder] = {}
 
 def get_text_coder(name: str) -> TextCoder:
     """Return a (cached) instance; LM coders load their model once per process."""
-    _load_all()
-    if name not in _BY_NAME:
-        raise MissingComponentError(f"unknown text coder {name!r}; available: {', '.join(sorted(_BY_NAME))}")
     if name not in _INSTANCES:
-        cls = _BY_NAME[name]
+        cls = text_coder_class(name)
         reason = cls.availability()
         if reason:
             raise MissingComponentError(f"text coder {name!r} not available: {reason}")
@@ -101,10 +91,8 @@ def get_text_coder(name: str) -> TextCoder:
 
 
 def best_text_coder() -> TextCoder:
-    _load_all()
     for name in PREFERRED_TEXT_CODERS:
-        cls = _BY_NAME.get(name)
-        if cls is not None and cls.availability() is None:
+        if text_coder_class(name).availability() is None:
             return get_text_coder(name)
     return get_text_coder("zlib")
 
@@ -130,12 +118,11 @@ def encode_text_stream(text: str, coder: TextCoder | None = None) -> bytes:
 
 
 def decode_text_stream(payload: bytes) -> str:
-    _load_all()
     cid = stream_coder_id(payload)
-    cls = _BY_ID.get(cid)
-    if cls is None:
+    name = TEXT_CODERS.name_for_id(cid)
+    if name is None:
         raise FormatError(f"text stream uses unknown text coder id {cid}")
-    text = get_text_coder(cls.name).decode(payload[1:])
+    text = get_text_coder(name).decode(payload[1:])
     if text_check(text) != payload[0] >> 4:
         raise FormatError("text stream checksum mismatch (corrupt data or a different model)")
     return text

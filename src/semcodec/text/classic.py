@@ -5,13 +5,11 @@ from __future__ import annotations
 import zlib
 
 from ..errors import FormatError
-from .base import TextCoder, register_text_coder
+from .base import TextCoder
 
 
-@register_text_coder
 class RawUtf8Coder(TextCoder):
-    name = "raw"
-    coder_id = 0
+    """UTF-8 bytes as they are: the baseline every other coder is measured against."""
 
     def encode(self, text: str) -> bytes:
         return text.encode("utf-8", "surrogatepass")
@@ -23,12 +21,8 @@ class RawUtf8Coder(TextCoder):
             raise FormatError("corrupted text stream: invalid UTF-8") from None
 
 
-@register_text_coder
 class ZlibCoder(TextCoder):
     """Raw DEFLATE at level 9 (no zlib header/adler: the container CRC already protects it)."""
-
-    name = "zlib"
-    coder_id = 1
 
     def encode(self, text: str) -> bytes:
         c = zlib.compressobj(9, zlib.DEFLATED, -15)

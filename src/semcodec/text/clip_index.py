@@ -24,7 +24,7 @@ import numpy as np
 from ..entropy.rangecoder import SymbolDecoder, encode_symbols
 from ..errors import FormatError, MissingComponentError
 from ..paths import PACKAGE_WEIGHTS
-from .base import TextCoder, register_text_coder
+from .base import TextCoder
 from .lmcoders import BYTE_FREQS, MAX_TEXT_BYTES, MODE_FREQS
 
 PRIOR_PATH = PACKAGE_WEIGHTS / "caption_lm" / "clip_unigram.json"
@@ -117,10 +117,7 @@ def _is_punct(w: str) -> int:
     return int(not w[:1].isalnum())
 
 
-@register_text_coder
 class ClipIndexCoder(TextCoder):
-    name = "clip-index"
-    coder_id = 5
 
     @classmethod
     def availability(cls) -> str | None:

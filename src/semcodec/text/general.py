@@ -7,7 +7,7 @@ brotli: raw stream), since every byte counts for a 50-character caption.
 from __future__ import annotations
 
 from ..errors import FormatError
-from .base import TextCoder, register_text_coder
+from .base import TextCoder
 
 MAX_BYTES = 1 << 20
 
@@ -19,10 +19,7 @@ def _utf8(raw: bytes) -> str:
         raise FormatError("corrupted text stream: invalid UTF-8") from None
 
 
-@register_text_coder
 class BrotliCoder(TextCoder):
-    name = "brotli"
-    coder_id = 2
 
     @classmethod
     def availability(cls) -> str | None:
@@ -55,10 +52,7 @@ class BrotliCoder(TextCoder):
         return _utf8(out)
 
 
-@register_text_coder
 class ZstdCoder(TextCoder):
-    name = "zstd"
-    coder_id = 3
 
     @classmethod
     def availability(cls) -> str | None:

@@ -22,7 +22,7 @@ import numpy as np
 from ..entropy.varint import decode_uvarint, encode_uvarint
 from ..entropy.words import BIT_TRUNCATED
 from ..errors import FormatError
-from .base import TextCoder, register_text_coder
+from .base import TextCoder
 
 MAX_BYTES = 1 << 20
 
@@ -48,10 +48,8 @@ def _tree_probs(lengths: dict[int, int]) -> tuple[list[int], np.ndarray]:
     return syms, np.array([2.0 ** -lengths[s] for s in syms])
 
 
-@register_text_coder
 class HuffmanCoder(TextCoder):
-    name = "huffman"
-    coder_id = 4
+    """Per-message byte Huffman code, its table sent in the stream (SEDIC's text coder)."""
 
     def encode(self, text: str) -> bytes:
         raw = text.encode("utf-8", "surrogatepass")

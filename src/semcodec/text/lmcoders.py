@@ -31,7 +31,7 @@ from ..entropy.rangecoder import SymbolDecoder, encode_symbols
 from ..entropy.varint import decode_uvarints, encode_uvarint
 from ..errors import FormatError, MissingComponentError
 from ..paths import PACKAGE_WEIGHTS
-from .base import TextCoder, register_text_coder
+from .base import TextCoder
 from .freq_kernel import coding_freqs
 from .lm import (
     LoadedLM,
@@ -163,12 +163,8 @@ class _LMCoderBase(TextCoder):
                 logits = st.step(tok)
 
 
-@register_text_coder
 class LMArithmeticCoder(_LMCoderBase):
     """Caption LM + range coding (LLMZip-AC); the project's best coder when its weights are shipped."""
-
-    name = "lm-ac"
-    coder_id = 10
 
     @classmethod
     def _expected(cls) -> str | None:
@@ -238,17 +234,13 @@ class LMArithmeticCoder(_LMCoderBase):
         return text
 
 
-@register_text_coder
 class LMCacheArithmeticCoder(LMArithmeticCoder):
     """``lm-ac`` with a unigram cache mixed into the LM (helps long descriptions that repeat words)."""
 
-    name = "lm-ac-cache"
-    coder_id = 14
     cache_lambda = 0.1
     cache_k = 50.0
 
 
-@register_text_coder
 class LMMixArithmeticCoder(LMArithmeticCoder):
     """``lm-ac-cache`` with the caption LM mixed with a token 4-gram of the same training text (0.7 / 0.3).
 
@@ -258,8 +250,6 @@ class LMMixArithmeticCoder(LMArithmeticCoder):
     LM weights and is pinned by hash like them.
     """
 
-    name = "lm-mix"
-    coder_id = 6
     ngram_lambda = 0.3
     cache_lambda = 0.1
     cache_k = 50.0
@@ -273,12 +263,8 @@ class LMMixArithmeticCoder(LMArithmeticCoder):
         return reason
 
 
-@register_text_coder
 class LMRankZipCoder(_LMCoderBase):
     """Token ranks under the caption LM, varint bytes, raw DEFLATE (Murai et al. Table I 'RankZip')."""
-
-    name = "lm-rank"
-    coder_id = 11
 
     def __init__(self, lm: LoadedLM | None = None) -> None:
         super().__init__(lm)
@@ -347,7 +333,6 @@ def _env_lm() -> str | None:
     return os.environ.get("SEMCODEC_TEXT_LM") or None
 
 
-@register_text_coder
 class HFArithmeticCoder(LMArithmeticCoder):
     """Any local HF causal LM (``SEMCODEC_TEXT_LM=folder``), e.g. an LMM's language model.
 
@@ -355,8 +340,6 @@ class HFArithmeticCoder(LMArithmeticCoder):
     different model fails the CRC (over model hash and text) with probability 1 - 2^-16.
     """
 
-    name = "hf-ac"
-    coder_id = 12
     check_bits = 16
 
     @classmethod
@@ -368,12 +351,8 @@ class HFArithmeticCoder(LMArithmeticCoder):
         return None
 
 
-@register_text_coder
 class HFRankZipCoder(LMRankZipCoder):
     """RankZip with any local HF causal LM (``SEMCODEC_TEXT_LM``)."""
-
-    name = "hf-rank"
-    coder_id = 13
 
     @classmethod
     def model_source(cls) -> str | Path | None:

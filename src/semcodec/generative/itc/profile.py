@@ -18,8 +18,8 @@ other weights fails with :class:`ProfileMismatchError` instead of producing a di
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,63 +28,62 @@ from ...container import Stream, StreamKind, stream_cost
 from ...container.params import pack_params, unpack_params
 from ...errors import FormatError, MissingComponentError, RateError, SemcodecError
 from ...image.base import scaled_base
-from ...profiles import EncodeRequest, Profile
-from ...profiles.registry import register_profile
-from ..components import CONTROLNET_ENV, DiffusionComponents, fixed_threads
+from ...profiles import EncodeRequest, Profile, option
+from ..components import fixed_threads
+from ..components.options import ReferenceDiffusionOptions
 from ..components.sampling import SamplerSettings, restore
-from ..components.settings import CENTI, MAX_STEPS, centi, diffusion_available
+from ..components.settings import CENTI, MAX_STEPS, diffusion_available
 from .caption import caption_for
 
-PARAMS_SCHEMA: list[tuple[str, Any]] = [
-    ("version", "u"),
-    ("mode", "u"),  # 0 = img2img from the base latent, 1 = ControlNet on the base image
-    ("seed", "u"),
-    ("steps", "u"),
-    ("strength", "u"),  # the real-valued settings travel as integers in 1/100 units (one or two bytes each)
-    ("guidance", "u"),
-    ("control_scale", "u"),
-    ("n_base", "u"),
-]
 MODES = ("img2img", "controlnet")
 
 
-@register_profile
+@dataclass(frozen=True)
+class ItcSettings(ReferenceDiffusionOptions):
+    # PARAMS fields, in stream order (the real-valued ones travel in 1/100 units)
+    mode: str | None = option(None, "img2img from the base latent, or controlnet on the base image (default:"
+                              " controlnet when one is set)", choices=MODES, wire="u")
+    seed: int = option(0, "sampler seed", low=0, wire="u")
+    steps: int = option(20, "DDIM steps at the decoder", low=1, high=MAX_STEPS, wire="u")
+    strength: float | None = option(None, "img2img strength, (0, 1] (default 0.5; 1.0 with controlnet)",
+                                    low=0, high=1, wire="u", scale=CENTI)
+    guidance: float = option(4.0, "classifier-free guidance scale on the caption", low=0, high=10_000, wire="u",
+                             scale=CENTI)
+    control_scale: float = option(1.0, "ControlNet conditioning scale", low=0, high=10_000, wire="u", scale=CENTI)
+    # encoder side
+    captioner: str = option("auto", "auto: the configured VLM when no caption is given; none: never",
+                            choices=("auto", "none"))
+
+
+PARAMS_SCHEMA: list[tuple[str, Any]] = [("version", "u"), *ItcSettings.wire_schema(), ("n_base", "u")]
+
+
+
 class ItcProfile(Profile):
-    name: ClassVar[str] = "itc"
-    profile_id: ClassVar[int] = 32
     description: ClassVar[str] = (
         "ITC: base codec + coded caption, caption-conditioned diffusion restoration (SD; set SEMCODEC_SD_MODEL)"
     )
     uses_caption: ClassVar[bool] = True
+    Settings = ItcSettings
+    settings: ItcSettings
 
-    def __init__(self, model: str | None = None, controlnet: str | None = None, mode: str | None = None,
-                 base_profile: str | None = None, base_scale: int = 1, base_options: dict[str, Any] | None = None,
-                 steps: int = 20, strength: float | None = None, guidance: float = 4.0, control_scale: float = 1.0,
-                 seed: int = 0, captioner: str = "auto", scheduler_kind: str | None = "ddim",
-                 device: str = "cpu", **parts: str | None):
-        controlnet = controlnet or os.environ.get(CONTROLNET_ENV) or None
-        mode = mode or ("controlnet" if controlnet else "img2img")
-        if mode not in MODES:
-            raise SemcodecError(f"itc mode must be one of {MODES}, got {mode!r}")
+    def __init__(self, settings: ItcSettings | None = None, **options: Any):
+        super().__init__(settings, **options)
+        s = self.settings
+        controlnet = s.controlnet_source()
+        mode = s.mode or ("controlnet" if controlnet else "img2img")
         if mode == "controlnet" and not controlnet:
             raise MissingComponentError("itc mode=controlnet needs a ControlNet: set SEMCODEC_CONTROLNET or --set controlnet=...")
-        self.mode = mode
-        self.components = DiffusionComponents.from_sources(
-            model, with_controlnet=controlnet is not None, controlnet=controlnet,
-            use_controlnet_env=False, scheduler_kind=scheduler_kind, device=device, **parts)
-        self.base = scaled_base(base_profile, base_scale, base_options)
-        if not 1 <= int(steps) <= MAX_STEPS:
-            raise SemcodecError(f"steps must be in 1..{MAX_STEPS}")
-        default_strength = 1.0 if mode == "controlnet" else 0.5
-        self.settings = SamplerSettings(
-            seed=int(seed), steps=int(steps),
-            strength=centi(default_strength if strength is None else strength) / CENTI,
-            guidance=centi(guidance) / CENTI, control_scale=centi(control_scale) / CENTI)
-        if not 0 < self.settings.strength <= 1:
+        strength = (1.0 if mode == "controlnet" else 0.5) if s.strength is None else s.strength
+        s = self.settings = s.replace(controlnet=controlnet, mode=mode, strength=strength).as_sent()
+        if not 0 < s.strength <= 1:
             raise SemcodecError("strength must be in (0, 1]")
-        if captioner not in ("auto", "none"):
-            raise SemcodecError("captioner must be 'auto' (the configured VLM, if any) or 'none'")
-        self.captioner = captioner
+        self.mode = mode
+        self.components = s.components()
+        self.base = scaled_base(s.base_profile, s.base_scale, s.base_options)
+        self.sampler = SamplerSettings(seed=s.seed, steps=s.steps, strength=s.strength, guidance=s.guidance,
+                                       control_scale=s.control_scale)
+        self.captioner = s.captioner
 
     @classmethod
     def availability(cls) -> str | None:
@@ -92,7 +91,7 @@ class ItcProfile(Profile):
 
     def config(self) -> dict[str, Any]:
         return {
-            "profile": self.name,
+            **super().config(),
             "format": 1,
             "schema": [f for f, _ in PARAMS_SCHEMA],
             "components": self.components.identities,
@@ -101,12 +100,7 @@ class ItcProfile(Profile):
 
     # ------------------------------------------------------------------ encode
     def _params(self, n_base: int) -> bytes:
-        s = self.settings
-        return pack_params(PARAMS_SCHEMA, {
-            "version": 1, "mode": MODES.index(self.mode), "seed": s.seed, "steps": s.steps,
-            "strength": centi(s.strength), "guidance": centi(s.guidance), "control_scale": centi(s.control_scale),
-            "n_base": n_base,
-        })
+        return pack_params(PARAMS_SCHEMA, {"version": 1, **self.settings.wire_values(), "n_base": n_base})
 
     def encode(self, request: EncodeRequest) -> list[Stream]:
         from ...text import encode_text_stream
@@ -135,13 +129,14 @@ class ItcProfile(Profile):
         n_base = int(p["n_base"])
         if n_base < 1 or 2 + n_base > len(streams):
             raise FormatError("itc: corrupted parameters (base stream count)")
-        mode = MODES[int(p["mode"])]
+        w = ItcSettings.from_wire(p)
+        mode = w["mode"]
         if mode == "controlnet" and not self.components.with_controlnet:
             raise MissingComponentError("this itc file needs a ControlNet: set SEMCODEC_CONTROLNET or --set controlnet=...")
         caption = self.text_of(streams, 1, texts)
         base = self.base.decode_streams(streams[2 : 2 + n_base], width, height)
-        settings = SamplerSettings(seed=int(p["seed"]), steps=int(p["steps"]), strength=p["strength"] / CENTI,
-                                   guidance=p["guidance"] / CENTI, control_scale=p["control_scale"] / CENTI)
+        settings = SamplerSettings(seed=int(w["seed"]), steps=int(w["steps"]), strength=w["strength"],
+                                   guidance=w["guidance"], control_scale=w["control_scale"])
         with fixed_threads():
             return restore(self.components, base, caption, settings,
                            control_image=base if mode == "controlnet" else None)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,59 +32,71 @@ import torch
 from ...container import Stream, StreamKind, stream_cost
 from ...container.params import pack_params, unpack_params
 from ...errors import FormatError, MissingComponentError, RateError
-from ...profiles import EncodeRequest, Profile
-from ...profiles.registry import register_profile
+from ...profiles import EncodeRequest, Profile, option
+from ...text.base import TEXT_CODERS
 from ..components import DiffusionComponents, component_identity, fixed_threads, seeded_noise
+from ..components.options import DiffusionOptions
 from ..components.sampling import fresh_scheduler, pad_to_multiple
 from ..latent.vae import is_taef2, load_latent_space
 from ..latent.vq import PercoHead, grid_for, index_bits, pack_indices, unpack_indices
 from .unet import perco_eps
 
 MODEL_ENV = "SEMCODEC_PERCO_MODEL"
-PARAMS_SCHEMA: list[tuple[str, Any]] = [
-    ("version", "u"), ("seed", "u"), ("steps", "u"), ("guidance", "f32"), ("gh", "u"), ("gw", "u"), ("V", "u"),
-]
 #: grid cell sizes (latent pixels per VQ index side) tried from fine to coarse
 CELLS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 MAX_STEPS = 1000
+
+
+@dataclass(frozen=True)
+class PercoSettings(DiffusionOptions):
+    head: str | None = option(None, "hyper-encoder + codebook folder (default: <model>/perco)")
+    # PARAMS fields, in stream order
+    seed: int = option(0, "sampler seed", low=0, wire="u")
+    steps: int = option(20, "DDIM steps at the decoder", low=1, high=MAX_STEPS, wire="u")
+    guidance: float = option(3.0, "text-only classifier-free guidance scale", wire="f32")
+    # decoder-relevant, hashed
+    text_coder: str = option("zlib", "coder of the caption", choices=tuple(TEXT_CODERS.names()), config=True)
+    scheduler_kind: str | None = option("ddim", "sampler (ddim; null: the model's own scheduler)", config=True)
+
+
+PARAMS_SCHEMA: list[tuple[str, Any]] = [
+    ("version", "u"), *PercoSettings.wire_schema(), ("gh", "u"), ("gw", "u"), ("V", "u")]
 
 
 def _file_digest(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-@register_profile
 class PercoProfile(Profile):
-    name: ClassVar[str] = "perco"
-    profile_id: ClassVar[int] = 34
     description: ClassVar[str] = (
         "PerCo: VQ hyper-latent (uniform index code) + zlib caption, map+text conditioned diffusion"
         f" (set {MODEL_ENV})"
     )
     uses_caption: ClassVar[bool] = True
+    Settings = PercoSettings
+    settings: PercoSettings
 
-    def __init__(self, model: str | None = None, head: str | None = None, vae: str | None = None,
-                 steps: int = 20, guidance: float = 3.0, seed: int = 0, text_coder: str = "zlib",
-                 scheduler_kind: str | None = "ddim", **parts: str | None) -> None:
-        model = model or os.environ.get(MODEL_ENV) or None
-        if not model and not parts.get("unet"):
+    def __init__(self, settings: PercoSettings | None = None, **options: Any) -> None:
+        super().__init__(settings, **options)
+        s = self.settings
+        model = s.model or os.environ.get(MODEL_ENV) or None
+        if not model and not s.unet:
             raise MissingComponentError(
                 f"perco needs a PerCo model folder: set {MODEL_ENV} or --set model=DIR (a diffusers layout with"
                 " unet/ carrying the extra VQ input channels, vae/, text_encoder/, tokenizer/, scheduler/ and perco/;"
                 " build one with `semcodec train perco`)"
             )
-        if vae and not is_taef2(vae):
-            parts["vae"] = vae
-        self.bundle = DiffusionComponents.from_sources(model, scheduler_kind=scheduler_kind, **parts)
-        head_dir = Path(head) if head else (Path(model) / "perco" if model else None)
+        parts = s.parts()
+        if s.vae and is_taef2(s.vae):
+            parts.pop("vae")  # the TAEF2 autoencoder is loaded by the latent space, not the bundle
+        self.bundle = DiffusionComponents.from_sources(model, scheduler_kind=s.scheduler_kind, **parts)
+        head_dir = Path(s.head) if s.head else (Path(model) / "perco" if model else None)
         if head_dir is None or not (head_dir / "model.safetensors").is_file():
             raise MissingComponentError(f"PerCo head (hyper-encoder + codebook) not found at {head_dir}")
         self.head_dir = head_dir
-        self.vae_spec = vae
-        if not 1 <= int(steps) <= MAX_STEPS:
-            raise ValueError(f"steps must be in 1..{MAX_STEPS}")
-        self.steps, self.guidance, self.seed = int(steps), float(guidance), int(seed)
-        self.text_coder = text_coder
+        self.vae_spec = s.vae
+        self.steps, self.guidance, self.seed = s.steps, s.guidance, s.seed
+        self.text_coder = s.text_coder
         self._head: PercoHead | None = None
         self._space: Any = None
 
@@ -120,9 +133,8 @@ class PercoProfile(Profile):
             src, sub = self.bundle.sources.source("vae")
             ids["vae"] = component_identity(src, sub, revision=self.bundle.sources.revision)
         return {
-            "profile": self.name, "format": 1, "schema": [f for f, _ in PARAMS_SCHEMA],
+            **super().config(), "format": 1, "schema": [f for f, _ in PARAMS_SCHEMA],
             "components": ids, "head": _file_digest(self.head_dir / "model.safetensors"),
-            "text_coder": self.text_coder, "scheduler_kind": self.bundle.sources.scheduler_kind,
         }
 
     def _multiple(self) -> int:
@@ -145,7 +157,7 @@ class PercoProfile(Profile):
                     + stream_cost((index_bits(grid[0] * grid[1], V) + 7) // 8))
 
         if request.quality is not None:
-            grid = grid_for(h, w, max(1, int(round(request.quality))))
+            grid = grid_for(h, w, int(self.quality.check(request.quality, self.name)))
         else:
             grids = [grid_for(h, w, c) for c in CELLS]
             if request.max_bytes is None:
@@ -163,8 +175,7 @@ class PercoProfile(Profile):
         return [params, text, latent]
 
     def _param_values(self, grid: tuple[int, int], V: int) -> dict[str, Any]:
-        return {"version": 1, "seed": self.seed, "steps": self.steps, "guidance": self.guidance,
-                "gh": grid[0], "gw": grid[1], "V": V}
+        return {"version": 1, **self.settings.wire_values(), "gh": grid[0], "gw": grid[1], "V": V}
 
     # ------------------------------------------------------------------ decode
     def decode(self, streams: list[Stream], width: int, height: int,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,9 +32,10 @@ from ...container import Stream, StreamKind, stream_cost
 from ...container.params import pack_params, unpack_params
 from ...errors import FormatError, MissingComponentError, RateError
 from ...paths import PACKAGE_WEIGHTS
-from ...profiles import EncodeRequest, Profile
-from ...profiles.registry import register_profile
+from ...profiles import EncodeRequest, Profile, option
+from ...text.base import TEXT_CODERS
 from ..components import DiffusionComponents, component_identity, fixed_threads, seeded_noise
+from ..components.options import DiffusionOptions
 from ..components.sampling import pad_to_multiple
 from ..latent.codec import MAX_Q_INDEX, LatentHyperprior
 from ..latent.vae import is_taef2, load_latent_space, vae_unavailable_reason
@@ -43,12 +45,27 @@ MODEL_ENV = "SEMCODEC_RESULIC_MODEL"
 VAE_ENV = "SEMCODEC_RESULIC_VAE"
 CODEC_ENV = "SEMCODEC_RESULIC_CODEC"
 DEFAULT_CODEC = PACKAGE_WEIGHTS / "resulic_latent_taef2"
-PARAMS_SCHEMA: list[tuple[str, Any]] = [
-    ("version", "u"), ("diffusion", "u"), ("seed", "u"), ("steps", "u"), ("n_r", "u"), ("guidance", "f32"),
-]
 MAX_STEPS = 1000
-#: preferred text coders for the residual (ResULIC codes CLIP token indices), first registered wins
-TEXT_CODERS = ("clip-index", "clip", "clip_index")
+#: preferred text coders for the residual (ResULIC codes CLIP token indices), first available wins
+TEXT_CODER_PREFERENCE = ("clip-index",)
+
+
+@dataclass(frozen=True)
+class ResulicSettings(DiffusionOptions):
+    codec: str | None = option(None, f"latent codec folder (default ${CODEC_ENV} or the shipped TAEF2 codec)")
+    # PARAMS fields after (version, diffusion), in stream order
+    seed: int = option(0, "sampler seed", low=0, wire="u")
+    steps: int = option(4, "CDM sampler steps", low=1, high=MAX_STEPS, wire="u")
+    n_r: int | None = option(None, "start step N_r (default: from the latent's coding error)", low=0, wire="u")
+    guidance: float = option(1.0, "classifier-free guidance scale on the residual text", wire="f32")
+    # decoder-relevant, hashed
+    text_coder: str | None = option(None, "coder of the residual text (default clip-index, else the best"
+                                    " available)", choices=tuple(TEXT_CODERS.names()), config=True)
+    # encoder side
+    srr: bool = option(False, "send the Srr semantic residual (needs a configured captioner and LLM)")
+
+
+PARAMS_SCHEMA: list[tuple[str, Any]] = [("version", "u"), ("diffusion", "u"), *ResulicSettings.wire_schema()]
 
 
 def _digest(path: Path) -> str:
@@ -56,45 +73,41 @@ def _digest(path: Path) -> str:
 
 
 def _default_text_coder() -> str:
-    from ...text import text_coder_classes
+    from ...text import best_text_coder, text_coder_class
 
-    classes = text_coder_classes()
-    for name in TEXT_CODERS:
-        if name in classes and classes[name].availability() is None:
+    for name in TEXT_CODER_PREFERENCE:
+        if text_coder_class(name).availability() is None:
             return name
-    from ...text import best_text_coder
-
     return best_text_coder().name
 
 
-@register_profile
 class ResulicProfile(Profile):
-    name: ClassVar[str] = "resulic"
-    profile_id: ClassVar[int] = 35
     description: ClassVar[str] = (
         "ResULIC: hyperprior latent codec (TAEF2 space by default) + residual text, compression-aware"
         f" diffusion when a model is set ({MODEL_ENV})"
     )
     uses_caption: ClassVar[bool] = True
+    Settings = ResulicSettings
+    settings: ResulicSettings
 
-    def __init__(self, vae: str | None = None, codec: str | None = None, model: str | None = None,
-                 steps: int = 4, n_r: int | None = None, guidance: float = 1.0, seed: int = 0,
-                 text_coder: str | None = None, srr: bool = False, **parts: str | None) -> None:
-        self.model = model or os.environ.get(MODEL_ENV) or None
-        self.vae_spec = vae or os.environ.get(VAE_ENV) or ("taef2" if not self.model else None)
+    def __init__(self, settings: ResulicSettings | None = None, **options: Any) -> None:
+        super().__init__(settings, **options)
+        s = self.settings
+        self.model = s.model or os.environ.get(MODEL_ENV) or None
+        self.vae_spec = s.vae or os.environ.get(VAE_ENV) or ("taef2" if not self.model else None)
         reason = vae_unavailable_reason(self.vae_spec) if self.vae_spec else None
         if reason:
             raise MissingComponentError(reason)
-        self.codec_dir = Path(codec or os.environ.get(CODEC_ENV) or DEFAULT_CODEC)
+        self.codec_dir = Path(s.codec or os.environ.get(CODEC_ENV) or DEFAULT_CODEC)
         if not (self.codec_dir / "model.safetensors").is_file():
             raise MissingComponentError(f"latent codec weights not found in {self.codec_dir} (set {CODEC_ENV}"
                                         " or --set codec=DIR; train one with `semcodec train latent-codec`)")
-        if not 1 <= int(steps) <= MAX_STEPS:
-            raise ValueError(f"steps must be in 1..{MAX_STEPS}")
-        self.steps, self.guidance, self.seed = int(steps), float(guidance), int(seed)
-        self.n_r = None if n_r is None else int(n_r)
-        self.text_coder = text_coder or _default_text_coder()
-        self.srr = bool(srr)
+        s = self.settings = s.replace(text_coder=s.text_coder or _default_text_coder())
+        self.steps, self.guidance, self.seed = s.steps, s.guidance, s.seed
+        self.n_r = s.n_r
+        self.text_coder = s.text_coder
+        self.srr = s.srr
+        parts = {k: v for k, v in s.parts().items() if k != "vae"}
         if self.vae_spec and not is_taef2(self.vae_spec):
             parts["vae"] = self.vae_spec
         self.bundle = DiffusionComponents.from_sources(self.model, **parts) if (self.model or parts.get("unet")) \
@@ -154,8 +167,8 @@ class ResulicProfile(Profile):
             for part in ("unet", "text_encoder", "tokenizer", "scheduler") + (() if is_taef2(self.vae_spec) else ("vae",)):
                 src, sub = self.bundle.sources.source(part)
                 ids[part] = component_identity(src, sub, revision=self.bundle.sources.revision)
-        return {"profile": self.name, "format": 1, "schema": [f for f, _ in PARAMS_SCHEMA], "components": ids,
-                "codec": _digest(self.codec_dir / "model.safetensors"), "text_coder": self.text_coder}
+        return {**super().config(), "format": 1, "schema": [f for f, _ in PARAMS_SCHEMA], "components": ids,
+                "codec": _digest(self.codec_dir / "model.safetensors")}
 
     def _multiple(self) -> int:
         m = self.space.factor
@@ -194,10 +207,7 @@ class ResulicProfile(Profile):
         if request.caption:
             caption_cost = stream_cost(len(encode_text_stream(request.caption, get_text_coder(self.text_coder))) + 64)
         if request.quality is not None:
-            k = int(round(request.quality))
-            if not 0 <= k <= MAX_Q_INDEX:
-                raise ValueError(f"resulic quality is the q-step index 0..{MAX_Q_INDEX}")
-            payload, z_c = attempt(k)
+            payload, z_c = attempt(int(self.quality.check(request.quality, self.name)))
         else:
             k = 0 if request.max_bytes is not None else 4
             while True:
@@ -230,8 +240,8 @@ class ResulicProfile(Profile):
         return self._last[1]
 
     def _params(self, diffusion: int, n_r: int) -> bytes:
-        return pack_params(PARAMS_SCHEMA, {"version": 1, "diffusion": diffusion, "seed": self.seed,
-                                           "steps": self.steps, "n_r": n_r, "guidance": self.guidance})
+        return pack_params(PARAMS_SCHEMA, {"version": 1, "diffusion": diffusion, **self.settings.wire_values(),
+                                           "n_r": n_r})
 
     # ------------------------------------------------------------------ decode
     def decode(self, streams: list[Stream], width: int, height: int,

@@ -17,8 +17,8 @@ codec's config are hashed into the header via :meth:`SedicProfile.config`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,67 +27,65 @@ from ...container import Stream, StreamKind, stream_cost
 from ...container.params import pack_params, unpack_params
 from ...errors import FormatError, RateError, SemcodecError
 from ...image.base import scaled_base
-from ...profiles import EncodeRequest, Profile
-from ...profiles.registry import register_profile
+from ...profiles import EncodeRequest, Profile, option
 from ...semantic.objects.records import GroundedObject
-from ..components import CONTROLNET_ENV, DiffusionComponents, fixed_threads
-from ..components.settings import CENTI, MAX_STEPS, centi, diffusion_available
+from ..components import fixed_threads
+from ..components.options import ReferenceDiffusionOptions
+from ..components.settings import CENTI, MAX_STEPS, diffusion_available
 from . import masks as mask_stream
 from .orag import OragSettings, orag_decode
 from .semantics import MAX_OBJECTS, analyse, pack_texts, unpack_texts
 
+
+@dataclass(frozen=True)
+class SedicSettings(ReferenceDiffusionOptions):
+    # PARAMS fields, in stream order (real values in 1/100 units)
+    seed: int = option(0, "sampler seed", low=0, wire="u")
+    steps: int = option(20, "DDIM steps at the decoder", low=1, high=MAX_STEPS, wire="u")
+    strength: float | None = option(None, "denoising strength, (0, 1] (default 1.0 with a ControlNet, else 0.6)",
+                                    low=0, high=1, wire="u", scale=CENTI)
+    guidance: float = option(4.0, "classifier-free guidance scale", low=0, high=10_000, wire="u", scale=CENTI)
+    control_scale: float = option(1.0, "ControlNet conditioning scale", low=0, high=10_000, wire="u", scale=CENTI)
+    eta: float = option(40.0, "ORAG attention-guidance step size", low=0, high=10_000, wire="u", scale=CENTI)
+    t_prime: int = option(500, "ORAG guides the steps with timestep above this", low=0, wire="u")
+    global_strength: float = option(0.3, "strength of the final global pass, [0, 1]", low=0, high=1, wire="u",
+                                    scale=CENTI)
+    # encoder side
+    semantics: str | None = option(None, "semantics JSON file (overall text, objects with mask images)")
+    analysis: str = option("auto", "auto: VLM + Grounding DINO + SAM when configured; none: caption only",
+                           choices=("auto", "none"))
+    mask_factor: int = option(8, "masks are coded at 1/factor resolution", choices=(1, 2, 4, 8))
+
+
 PARAMS_SCHEMA: list[tuple[str, Any]] = [
-    ("version", "u"),
-    ("seed", "u"),
-    ("steps", "u"),
-    ("strength", "u"),  # real-valued settings in 1/100 units (components.settings.centi)
-    ("guidance", "u"),
-    ("control_scale", "u"),
-    ("eta", "u"),
-    ("t_prime", "u"),
-    ("global_strength", "u"),
-    ("n_objects", "u"),
-    ("n_base", "u"),
-]
+    ("version", "u"), *SedicSettings.wire_schema(), ("n_objects", "u"), ("n_base", "u")]
 
 
-@register_profile
 class SedicProfile(Profile):
-    name: ClassVar[str] = "sedic"
-    profile_id: ClassVar[int] = 33
     description: ClassVar[str] = (
         "SEDIC: reference + object descriptions + masks, ORAG attention-guided ControlNet diffusion"
         " (set SEMCODEC_SD_MODEL, SEMCODEC_CONTROLNET)"
     )
     uses_caption: ClassVar[bool] = True
+    Settings = SedicSettings
+    settings: SedicSettings
 
-    def __init__(self, model: str | None = None, controlnet: str | None = None, semantics: str | None = None,
-                 analysis: str = "auto",
-                 base_profile: str | None = None, base_scale: int = 1, base_options: dict[str, Any] | None = None,
-                 steps: int = 20, strength: float | None = None, guidance: float = 4.0, control_scale: float = 1.0,
-                 eta: float = 40.0, t_prime: int = 500, global_strength: float = 0.3, mask_factor: int = 8,
-                 seed: int = 0, scheduler_kind: str | None = "ddim", device: str = "cpu", **parts: str | None):
-        controlnet = controlnet or os.environ.get(CONTROLNET_ENV) or None
-        self.components = DiffusionComponents.from_sources(
-            model, with_controlnet=controlnet is not None, controlnet=controlnet, use_controlnet_env=False,
-            scheduler_kind=scheduler_kind, device=device, **parts)
-        self.base = scaled_base(base_profile, base_scale, base_options)
-        if not 1 <= int(steps) <= MAX_STEPS:
-            raise SemcodecError(f"steps must be in 1..{MAX_STEPS}")
-        if int(mask_factor) not in (1, 2, 4, 8):
-            raise SemcodecError("mask_factor must be one of 1, 2, 4, 8")
-        self.semantics = semantics
-        if analysis not in ("auto", "none"):
-            raise SemcodecError("analysis must be 'auto' (VLM + Grounding DINO + SAM when configured) or 'none'")
-        self.analysis = analysis
-        self.mask_factor = int(mask_factor)
-        default_strength = 1.0 if controlnet else 0.6
-        self.settings = OragSettings(
-            seed=int(seed), steps=int(steps), strength=centi(default_strength if strength is None else strength) / CENTI,
-            guidance=centi(guidance) / CENTI, control_scale=centi(control_scale) / CENTI, eta=centi(eta) / CENTI,
-            t_prime=int(t_prime), global_strength=centi(global_strength) / CENTI)
-        if not 0 < self.settings.strength <= 1 or not 0 <= self.settings.global_strength <= 1:
+    def __init__(self, settings: SedicSettings | None = None, **options: Any):
+        super().__init__(settings, **options)
+        s = self.settings
+        controlnet = s.controlnet_source()
+        strength = (1.0 if controlnet else 0.6) if s.strength is None else s.strength
+        s = self.settings = s.replace(controlnet=controlnet, strength=strength).as_sent()
+        if not 0 < s.strength <= 1:
             raise SemcodecError("strength must be in (0, 1] and global_strength in [0, 1]")
+        self.components = s.components()
+        self.base = scaled_base(s.base_profile, s.base_scale, s.base_options)
+        self.semantics = s.semantics
+        self.analysis = s.analysis
+        self.mask_factor = s.mask_factor
+        self.sampler = OragSettings(
+            seed=s.seed, steps=s.steps, strength=s.strength, guidance=s.guidance, control_scale=s.control_scale,
+            eta=s.eta, t_prime=s.t_prime, global_strength=s.global_strength)
 
     @classmethod
     def availability(cls) -> str | None:
@@ -95,7 +93,7 @@ class SedicProfile(Profile):
 
     def config(self) -> dict[str, Any]:
         return {
-            "profile": self.name,
+            **super().config(),
             "format": 1,
             "schema": [f for f, _ in PARAMS_SCHEMA],
             "components": self.components.identities,
@@ -107,13 +105,8 @@ class SedicProfile(Profile):
 
     # ------------------------------------------------------------------ encode
     def _params(self, n_objects: int, n_base: int) -> bytes:
-        s = self.settings
-        return pack_params(PARAMS_SCHEMA, {
-            "version": 1, "seed": s.seed, "steps": s.steps, "strength": centi(s.strength),
-            "guidance": centi(s.guidance), "control_scale": centi(s.control_scale), "eta": centi(s.eta),
-            "t_prime": s.t_prime, "global_strength": centi(s.global_strength), "n_objects": n_objects,
-            "n_base": n_base,
-        })
+        return pack_params(PARAMS_SCHEMA, {"version": 1, **self.settings.wire_values(), "n_objects": n_objects,
+                                           "n_base": n_base})
 
     def encode(self, request: EncodeRequest) -> list[Stream]:
         from ...text import encode_text_stream
@@ -151,10 +144,11 @@ class SedicProfile(Profile):
         masks = (mask_stream.decode_masks(streams[2].payload, n_obj, width, height)
                  if n_obj else [])
         reference = self.base.decode_streams(streams[first_base : first_base + n_base], width, height)
+        w = SedicSettings.from_wire(p)
         settings = OragSettings(
-            seed=int(p["seed"]), steps=int(p["steps"]), strength=p["strength"] / CENTI, guidance=p["guidance"] / CENTI,
-            control_scale=p["control_scale"] / CENTI, eta=p["eta"] / CENTI, t_prime=int(p["t_prime"]),
-            global_strength=p["global_strength"] / CENTI)
+            seed=int(w["seed"]), steps=int(w["steps"]), strength=w["strength"], guidance=w["guidance"],
+            control_scale=w["control_scale"], eta=w["eta"], t_prime=int(w["t_prime"]),
+            global_strength=w["global_strength"])
         objects = [(GroundedObject(n, d, m).text, n, m) for (n, d), m in zip(names, masks, strict=True)]
         with fixed_threads():
             return orag_decode(self.components, reference, overall, objects, settings)

@@ -13,13 +13,15 @@ decoded result; with ``--quality`` (or no target) ``"auto"`` means no downscalin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ...container import Stream, StreamKind
-from ...errors import FormatError, SemcodecError
+from ...errors import FormatError
 from ...profiles.base import EncodeRequest, Profile
+from ...profiles.settings import Settings, option
 from .codecs import CODECS, CodecAdapter
 from .rate import MAX_SEARCH_STEPS, Choice, choose
 from .resample import AUTO_SCALES, UPSCALE_FILTER, downscale, upscale
@@ -28,31 +30,25 @@ from .resample import AUTO_SCALES, UPSCALE_FILTER, downscale, upscale
 LAYOUT_VERSION = 1
 
 
-def _parse_downscale(value: Any) -> float | None:
-    """``None`` for "auto", else a factor ≥ 1."""
-    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
-        return None
-    try:
-        factor = float(value)
-    except (TypeError, ValueError):
-        raise SemcodecError(f"downscale must be a number >= 1 or 'auto', got {value!r}") from None
-    if not 1 <= factor <= 256:
-        raise SemcodecError(f"downscale must be between 1 and 256 (or 'auto'), got {value!r}")
-    return factor
+@dataclass(frozen=True)
+class ClassicalSettings(Settings):
+    downscale: float | None = option(
+        None, "downscale factor before coding (auto: chosen by rate control with --bpp, none with --quality)",
+        low=1, high=256)
+    max_search_steps: int = option(MAX_SEARCH_STEPS, "rate-control codings per scale", low=1)
 
 
 class ClassicalProfile(Profile):
     """Base of the six classical profiles; a subclass only names its codec and id."""
 
     codec_name: ClassVar[str]
+    Settings = ClassicalSettings
+    settings: ClassicalSettings
 
-    def __init__(self, downscale: Any = "auto", max_search_steps: int = MAX_SEARCH_STEPS, **unknown: Any):
-        if unknown:
-            raise SemcodecError(
-                f"profile {self.name!r} has no option(s) {', '.join(sorted(unknown))}; it takes downscale"
-            )
-        self.downscale = _parse_downscale(downscale)
-        self.max_search_steps = int(max_search_steps)
+    def __init__(self, settings: ClassicalSettings | None = None, **options: Any):
+        super().__init__(settings, **options)
+        self.downscale = self.settings.downscale
+        self.max_search_steps = self.settings.max_search_steps
         self.last_choice: Choice | None = None
 
     @property
@@ -71,11 +67,7 @@ class ClassicalProfile(Profile):
         codec = self.codec
         image = request.image
         if request.max_bytes is None:
-            quality = codec.default_quality if request.quality is None else request.quality
-            if not codec.qmin <= quality <= codec.qmax or int(quality) != quality:
-                raise SemcodecError(
-                    f"--quality for {self.name} is an integer in {codec.qmin}..{codec.qmax}, got {quality}"
-                )
+            quality = codec.default_quality if request.quality is None else self.quality.check(request.quality, self.name)
             factor = self.downscale or 1.0
             data = codec.encode(downscale(image, factor), int(quality))
             self.last_choice = Choice(factor, int(quality), data, float("nan"))

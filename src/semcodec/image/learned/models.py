@@ -14,14 +14,13 @@ Deep Image Compression") and learned upsamplers that restore a downscaled coded 
 learned rate levels, so one network covers the whole ladder and the encoder can search the rate
 without re-running the analysis transform (only h_a/h_s and the entropy coder run per trial).
 
-``build_model(name, **cfg)`` also gives the reference CompressAI architectures
+``build_model(name, **cfg)`` (names in :data:`semcodec.image.learned.MODELS`) also gives the reference CompressAI architectures
 (``bmshj2018-hyperprior``, ``mbt2018-mean``, ``cheng2020-attn``) for comparison and training.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -34,35 +33,29 @@ from compressai.models.utils import conv, deconv
 from compressai.models.waseda import Cheng2020Attention
 from torch import Tensor, nn
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: make a model constructor reachable by name (CLI, config.json)."""
-
-    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} registered twice")
-        _MODELS[name] = fn
-        return fn
-
-    return deco
+from . import MODELS
 
 
 def model_names() -> list[str]:
-    return sorted(_MODELS)
+    return sorted(MODELS.names())
 
 
 def build_model(name: str, **cfg: Any) -> nn.Module:
-    try:
-        return _MODELS[name](**cfg)
-    except KeyError:
-        raise KeyError(f"unknown learned model {name!r}; known: {', '.join(model_names())}") from None
+    """A model by its name in :data:`semcodec.image.learned.MODELS` (CLI, config.json)."""
+    return MODELS.get(name)(**cfg)
 
 
-register_model("bmshj2018-hyperprior")(lambda N=128, M=192: ScaleHyperprior(N=N, M=M))
-register_model("mbt2018-mean")(lambda N=128, M=192: MeanScaleHyperprior(N=N, M=M))
-register_model("cheng2020-attn")(lambda N=128: Cheng2020Attention(N=N))
+def bmshj2018_hyperprior(N: int = 128, M: int = 192) -> nn.Module:
+    return ScaleHyperprior(N=N, M=M)
+
+
+def mbt2018_mean(N: int = 128, M: int = 192) -> nn.Module:
+    return MeanScaleHyperprior(N=N, M=M)
+
+
+def cheng2020_attn(N: int = 128) -> nn.Module:
+    return Cheng2020Attention(N=N)
+
 
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
 #: Hyper-decoder means are snapped to this grid before use, so encoder and decoder agree even if a
@@ -170,6 +163,3 @@ class LicSmall(CompressionModel):
                               update_quantiles=update_quantiles)
 
 
-@register_model("lic-small")
-def lic_small(**cfg: Any) -> LicSmall:
-    return LicSmall(**cfg)

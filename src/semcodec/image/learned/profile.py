@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ...container import Stream, StreamKind, pack_params, stream_cost, unpack_params
-from ...errors import FormatError, RateError
-from ...profiles import EncodeRequest, Profile, register_profile
+from ...errors import FormatError, RateError, SemcodecError
+from ...profiles import EncodeRequest, Profile, Settings, option
 from .coding import Coded, LicCoder, Trial
 from .weights import load_lic, weights_folder, weights_missing
 
@@ -33,20 +34,27 @@ def _cost(c: Coded) -> int:
     return _streams_cost(c.scale, c.rate_code, len(c.z_bytes), len(c.z_bytes) + len(c.y_bytes))
 
 
-@register_profile
-class LicProfile(Profile):
-    name: ClassVar[str] = "lic"
-    profile_id: ClassVar[int] = 16
-    description: ClassVar[str] = "learned codec (CompressAI hyperprior, gain units, learned upsampler), offline"
+@dataclass(frozen=True)
+class LicSettings(Settings):
+    weights: str | None = option(None, "weights folder (default $SEMCODEC_LIC_WEIGHTS or the shipped weights)")
+    scale: int | None = option(None, "force this downscale (one of the model's coding scales)", low=1)
+    rate: int | None = option(None, "force this rate code (highest tried with --bpp)", low=0)
 
-    def __init__(self, weights: str | None = None, scale: int | None = None, rate: int | None = None) -> None:
-        self.folder = weights or str(weights_folder())
+
+class LicProfile(Profile):
+    description: ClassVar[str] = "learned codec (CompressAI hyperprior, gain units, learned upsampler), offline"
+    Settings = LicSettings
+    settings: LicSettings
+
+    def __init__(self, settings: LicSettings | None = None, **options: Any) -> None:
+        super().__init__(settings, **options)
+        self.folder = self.settings.weights or str(weights_folder())
         self.model, self.cfg, self.digest = load_lic(self.folder)
         self.coder = LicCoder(self.model)
-        self.force_scale = scale
-        self.force_rate = rate
-        if scale is not None and scale not in self.model.coding_scales:
-            raise ValueError(f"scale must be one of {self.model.coding_scales}")
+        self.force_scale = self.settings.scale
+        self.force_rate = self.settings.rate
+        if self.force_scale is not None and self.force_scale not in self.model.coding_scales:
+            raise SemcodecError(f"option scale must be one of {', '.join(map(str, self.model.coding_scales))}")
 
     @classmethod
     def availability(cls) -> str | None:
@@ -76,8 +84,8 @@ class LicProfile(Profile):
             if self.force_rate is not None:
                 rate = self.force_rate
             else:
-                q = 0.5 if request.quality is None else float(request.quality)
-                rate = round(min(max(q, 0.0), 1.0) * top)
+                q = 0.5 if request.quality is None else self.quality.check(float(request.quality), self.name)
+                rate = round(q * top)
             return self._streams(self.coder.encode_latent(self.coder.analyse(img, scale), scale, min(rate, top)))
         budget = request.max_bytes
         bpp = 8 * budget / (request.width * request.height)
