@@ -87,6 +87,7 @@ def test_bilevel_grey_palette_and_rgb_modes() -> None:
     assert np.array_equal(_quiet(_reopen(pal)), np.asarray(pal.convert("RGB")))
     assert np.array_equal(_quiet(Image.fromarray(RGB)), RGB)
     assert np.array_equal(_quiet(Image.fromarray(RGB).convert("RGBX")), RGB)
+    assert _quiet(Image.fromarray(RGB)).flags.writeable and _quiet(Image.fromarray(RGB)).flags.c_contiguous
 
 
 @pytest.mark.parametrize("mode", ["YCbCr", "HSV"])

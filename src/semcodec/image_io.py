@@ -176,7 +176,8 @@ def _pil_to_rgb8(pil: Image.Image, max_pixels: int) -> np.ndarray:
         raise
     except Exception as e:
         raise SemcodecError(f"cannot decode image: {e}") from None
-    return _channels_to_rgb(arr)
+    out = _channels_to_rgb(arr)
+    return out if out.flags.writeable else out.copy()  # arrays over Pillow's buffer are read-only
 
 
 def _to_8bit_mode(pil: Image.Image) -> Image.Image:
@@ -204,7 +205,14 @@ def _to_8bit_mode(pil: Image.Image) -> Image.Image:
         return Image.fromarray(np.stack([gray, a], -1).astype(np.uint8), mode="LA")
     if mode == "LAB":  # CIE L*a*b* (D50); Pillow stores a*, b* as signed bytes, as LittleCMS expects
         return ImageCms.applyTransform(pil, _lab_to_srgb())
-    return pil.convert("RGBA" if pil.has_transparency_data else "RGB")  # 1, P, PA, RGBa, RGBX, YCbCr, HSV
+    return pil.convert("RGBA" if _has_alpha(pil) else "RGB")  # 1, P, PA, RGBa, RGBX, YCbCr, HSV
+
+
+def _has_alpha(pil: Image.Image) -> bool:
+    """An alpha channel, a tRNS colour/index, or an RGBA palette (Pillow >= 10.1 has this built in)."""
+    if pil.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in pil.info:
+        return True
+    return pil.mode == "P" and pil.palette is not None and pil.palette.mode == "RGBA"
 
 
 @functools.lru_cache(maxsize=1)
