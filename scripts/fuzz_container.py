@@ -31,16 +31,20 @@ from __future__ import annotations
 import argparse
 import collections
 import resource
-import struct
 import sys
 import time
-import zlib
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
 import semcodec
-from semcodec.container.format import CONFIG_HASH_BYTES, MAGIC
+from semcodec.container.format import (
+    FORMAT_VERSION,
+    READ_VERSIONS,
+    encode_header,
+    encode_stream,
+    parse_container,
+)
 from semcodec.entropy.varint import decode_uvarint, encode_uvarint
 from semcodec.errors import SemcodecError
 
@@ -71,13 +75,9 @@ def make_seeds(profiles: tuple[str, ...] = SEED_PROFILES) -> list[bytes]:
 
 def _streams(data: bytes) -> tuple[int, list[tuple[int, int, int]]]:
     """(header length, [(length-varint offset, varint length, payload offset)]) of a valid file."""
-    pos = 3
-    for _ in range(3):
-        _, pos = decode_uvarint(data, pos)
-    pos += CONFIG_HASH_BYTES
-    n, pos = decode_uvarint(data, pos)
-    pos += 2
-    header = pos
+    c = parse_container(data, max_pixels=None)
+    header = pos = len(c.header_bytes())
+    n = len(c.streams)
     out = []
     for _ in range(n):
         length, p = decode_uvarint(data, pos + 1)
@@ -86,10 +86,12 @@ def _streams(data: bytes) -> tuple[int, list[tuple[int, int, int]]]:
     return header, out
 
 
-def _header(width: int, height: int, pid: int, chash: bytes, nstreams: int, version: int = 1) -> bytes:
-    head = MAGIC + bytes([version]) + b"".join(encode_uvarint(v) for v in (width, height, pid)) + chash
-    head += encode_uvarint(nstreams)
-    return head + struct.pack(">H", zlib.crc32(head) & 0xFFFF)
+def _header(width: int, height: int, pid: int, chash: bytes, nstreams: int, version: int = FORMAT_VERSION) -> bytes:
+    """A header with a valid checksum; an unknown ``version`` is written with the current layout."""
+    head = bytearray(encode_header(width, height, pid, chash, nstreams, version if version in READ_VERSIONS
+                                   else FORMAT_VERSION))
+    head[2] = version
+    return bytes(head)
 
 
 def mutate(data: bytes, kind: str, rng: np.random.Generator) -> bytes:
@@ -133,7 +135,7 @@ def mutate(data: bytes, kind: str, rng: np.random.Generator) -> bytes:
         j = int(rng.integers(4))
         fields[j] = int(rng.choice([0, 1, fields[j] + 1, max(0, fields[j] - 1), int(rng.integers(0, 1 << 16)),
                                     (1 << 34) - 1, 65, 10**6]))
-        version = 1 if rng.random() < 0.9 else int(rng.integers(256))
+        version = c.version if rng.random() < 0.9 else int(rng.integers(256))
         return _header(fields[0], fields[1], fields[2], c.config_hash, fields[3], version) + bytes(b[header_len:])
     elif kind == "payload":
         _, streams = _streams(data)
@@ -142,6 +144,7 @@ def mutate(data: bytes, kind: str, rng: np.random.Generator) -> bytes:
         if plen == 0:
             return bytes(b)
         payload = bytearray(b[poff : poff + plen])
+        version = data[2]
         op = int(rng.integers(3))
         if op == 0:
             for _ in range(rng.integers(1, 5)):
@@ -155,8 +158,8 @@ def mutate(data: bytes, kind: str, rng: np.random.Generator) -> bytes:
             payload[i : i + int(rng.integers(1, 33))] = rng.integers(0, 256, 32, dtype=np.uint8).tobytes()[
                 : len(payload[i : i + 32])
             ]
-        b[poff : poff + plen] = payload
-        b[poff + plen : poff + plen + 4] = struct.pack(">I", zlib.crc32(bytes(payload)))
+        kind_at = [s[0] - 1 for s in streams if s[2] == poff][0]
+        return bytes(b[:kind_at]) + encode_stream(b[kind_at], bytes(payload), version) + bytes(b[poff + plen + 4 :])
     return bytes(b)
 
 

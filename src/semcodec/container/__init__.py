@@ -3,6 +3,7 @@
 from .format import (
     DEFAULT_MAX_PIXELS,
     FORMAT_VERSION,
+    READ_VERSIONS,
     Container,
     Stream,
     StreamKind,
@@ -14,6 +15,7 @@ from .params import pack_params, unpack_params
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "FORMAT_VERSION",
+    "READ_VERSIONS",
     "Container",
     "Stream",
     "StreamKind",

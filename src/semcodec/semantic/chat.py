@@ -1,7 +1,8 @@
 """Chat backends: one call, ``ask(prompt, images) -> str``, over three kinds of model.
 
 - :class:`ChatEndpoint`: any OpenAI-compatible ``/chat/completions`` server (GPT-4V/4o as in the
-  seed papers, llama.cpp, vLLM); images go inline as base64 PNG data URLs; temperature 0.
+  seed papers, llama.cpp, vLLM); images go inline as base64 PNG data URLs; temperature 0. HTTPS, or
+  plain HTTP to loopback only; the API key never follows a redirect to another origin.
 - :class:`HFVisionChat`: a transformers vision-language model (LLaVA, LLaVA-NeXT, BLIP-2, any
   ``AutoModelForImageTextToText``) with its processor; greedy decoding.
 - :class:`HFTextChat`: a transformers causal LM with a chat template (text only, for Srr).
@@ -12,9 +13,12 @@ All HF models load through :func:`load_hf`, the same code path for real weights 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
+import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Protocol
 
@@ -36,17 +40,94 @@ def image_data_url(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
 
 
+def redact_url(url: str) -> str:
+    """``url`` fit for a message or log: user info and every query value replaced by ``***``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = "&".join(f"{name.partition('=')[0]}=***" for name in parts.query.split("&") if name)
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _is_loopback(host: str) -> bool:
+    """Loopback by its literal form only (no DNS: a name could resolve anywhere)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def check_endpoint_url(url: str) -> urllib.parse.SplitResult:
+    """Allow https anywhere and plain http to loopback only (the API key and the images would
+    otherwise cross the network in clear); refuse credentials in the URL and every other scheme."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise SemcodecError(f"chat endpoint URL {redact_url(url)} is malformed") from None
+    if parts.username is not None or parts.password is not None:
+        raise SemcodecError(
+            f"chat endpoint URL {redact_url(url)} carries credentials; remove them and put the API key in the"
+            " environment variable the endpoint reads (default OPENAI_API_KEY)"
+        )
+    if not host or parts.scheme not in ("http", "https"):
+        raise SemcodecError(f"chat endpoint URL {redact_url(url)} must be https:// (or http:// to loopback)")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise SemcodecError(
+            f"refusing plain-http chat endpoint {redact_url(url)}: use https (plain http is allowed only to"
+            " localhost / 127.0.0.1 / ::1, where nothing crosses the network)"
+        )
+    return parts
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+class _RedirectPolicy(urllib.request.HTTPRedirectHandler):
+    """Check every redirect target like the configured URL, and re-send the API key only to the same
+    origin (scheme, host, port): urllib would otherwise copy it to wherever the server points."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201 - urllib API
+        check_endpoint_url(newurl)
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        auth = req.get_header("Authorization")  # sent unredirected: never copied by urllib itself
+        if new is not None and auth and _origin(newurl) == _origin(req.full_url):
+            new.add_unredirected_header("Authorization", auth)
+        return new
+
+
+_OPENER = urllib.request.build_opener(_RedirectPolicy)
+
+
 class ChatEndpoint:
-    """OpenAI-compatible chat completions over plain HTTP(S) (``urllib``, no extra dependency)."""
+    """OpenAI-compatible chat completions over HTTPS (plain HTTP to loopback only), with ``urllib``.
+
+    The API key is read from the environment at each call, sent only to the configured origin, and
+    never appears in a message; URLs in messages and in ``name`` are redacted (:func:`redact_url`).
+    """
 
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY",
                  timeout: float = 120.0, max_tokens: int = 300):
+        parts = check_endpoint_url(base_url)
         self.base_url = base_url.rstrip("/")
+        path = parts.path.rstrip("/") + "/chat/completions"
+        self.url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
         self.model = model
         self.api_key_env = api_key_env
         self.timeout = timeout
         self.max_tokens = max_tokens
-        self.name = f"endpoint:{model}@{self.base_url}"
+        self.name = f"endpoint:{model}@{redact_url(self.base_url)}"
 
     def request_body(self, prompt: str, images: list[np.ndarray] | tuple = ()) -> dict[str, Any]:
         content: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
@@ -54,29 +135,37 @@ class ChatEndpoint:
         return {"model": self.model, "messages": [{"role": "user", "content": content}],
                 "temperature": 0, "max_tokens": self.max_tokens}
 
-    def ask(self, prompt: str, images: list[np.ndarray] | tuple = ()) -> str:
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env)
+    def _scrub(self, text: str, key: str | None) -> str:
+        """Remove the key and the URL's secrets from text a server or library produced."""
+        text = text.replace(self.url, redact_url(self.url)).replace(self.base_url, redact_url(self.base_url))
         if key:
-            headers["Authorization"] = f"Bearer {key}"
-        req = urllib.request.Request(self.base_url + "/chat/completions", method="POST", headers=headers,
+            text = text.replace(key, "***")
+        return re.sub(r"://[^/@\s]+@", "://***@", text)
+
+    def ask(self, prompt: str, images: list[np.ndarray] | tuple = ()) -> str:
+        key = os.environ.get(self.api_key_env)
+        req = urllib.request.Request(self.url, method="POST", headers={"Content-Type": "application/json"},
                                      data=json.dumps(self.request_body(prompt, images)).encode("utf-8"))
+        if key:
+            req.add_unredirected_header("Authorization", f"Bearer {key}")
+        shown = redact_url(self.base_url)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with _OPENER.open(req, timeout=self.timeout) as resp:
                 raw = resp.read(MAX_RESPONSE_BYTES + 1)
         except urllib.error.HTTPError as e:
-            detail = e.read(2000).decode("utf-8", "replace")
-            raise SemcodecError(f"chat endpoint {self.base_url} answered HTTP {e.code}: {detail}") from None
+            detail = self._scrub(e.read(2000).decode("utf-8", "replace"), key)
+            raise SemcodecError(f"chat endpoint {shown} answered HTTP {e.code}: {detail}") from None
         except (urllib.error.URLError, TimeoutError, OSError) as e:
             raise MissingComponentError(
-                f"cannot reach the chat endpoint {self.base_url} ({e}); check SEMCODEC_CHAT_URL"
+                f"cannot reach the chat endpoint {shown} ({self._scrub(str(e), key)}); check SEMCODEC_CHAT_URL"
             ) from None
         if len(raw) > MAX_RESPONSE_BYTES:
             raise SemcodecError("chat endpoint response too large")
         try:
             msg = json.loads(raw)["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):
-            raise SemcodecError(f"chat endpoint returned an unexpected body: {raw[:300]!r}") from None
+            body = self._scrub(repr(raw[:300]), key)
+            raise SemcodecError(f"chat endpoint {shown} returned an unexpected body: {body}") from None
         if isinstance(msg, list):  # some servers return content parts
             msg = "".join(p.get("text", "") for p in msg if isinstance(p, dict))
         return str(msg).strip()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 from abc import ABC, abstractmethod
+from importlib import import_module
 from typing import ClassVar
 
 import numpy as np
@@ -87,14 +88,46 @@ def _pil_size(data: bytes) -> tuple[int, int]:
 
 
 def _imagecodecs_missing(func: str) -> str | None:
+    """Why ``imagecodecs.<func>`` cannot run here, or ``None``. imagecodecs loads each codec's
+    extension lazily and turns a failed load into an "unavailable" stub, so a load that failed for
+    another reason (an address-space limit such as ``ulimit -v``, a broken shared library) would
+    read as "this build has no codec"; the extension is imported again here to report the real cause."""
     try:
         import imagecodecs
-    except ImportError:
-        return "imagecodecs is not installed (pip install imagecodecs)"
+    except ModuleNotFoundError as e:
+        if e.name == "imagecodecs":
+            return "imagecodecs is not installed (pip install imagecodecs)"
+        return f"imagecodecs is installed but failed to import: {_load_error(e)}"
+    except Exception as e:  # ImportError from a dependency, MemoryError, OSError ...
+        return f"imagecodecs is installed but failed to import: {_load_error(e)}"
     codec = func.split("_")[0].upper()
-    if not hasattr(imagecodecs, func) or not getattr(getattr(imagecodecs, codec, None), "available", False):
-        return f"this imagecodecs build has no {codec} codec (pip install -U imagecodecs)"
-    return None
+    try:
+        available = hasattr(imagecodecs, func) and bool(getattr(getattr(imagecodecs, codec, None), "available", False))
+    except Exception as e:  # the lazy loader itself failing
+        return f"imagecodecs could not load its {codec} codec: {_load_error(e)}"
+    if available:
+        return None
+    try:
+        module = import_module(f"imagecodecs._{codec.lower()}")
+    except ModuleNotFoundError as e:
+        if e.name == f"imagecodecs._{codec.lower()}":
+            return f"this imagecodecs build has no {codec} codec (pip install -U imagecodecs)"
+        return f"imagecodecs could not load its {codec} extension: {_load_error(e)}"
+    except Exception as e:
+        return f"imagecodecs could not load its {codec} extension: {_load_error(e)}"
+    if getattr(getattr(module, codec, None), "available", False):
+        return (f"imagecodecs failed to load its {codec} extension earlier in this process (it loads now, so"
+                " the cause was transient, e.g. memory); restart the process")
+    return f"this imagecodecs build has no {codec} codec (pip install -U imagecodecs)"
+
+
+def _load_error(e: BaseException) -> str:
+    """The exception, with a hint when it looks like a memory or address-space limit."""
+    text = f"{type(e).__name__}: {e}"
+    lowered = text.lower()
+    if isinstance(e, MemoryError) or "failed to map segment" in lowered or "cannot allocate memory" in lowered:
+        text += " (out of memory or address space: check `ulimit -v` / RLIMIT_AS; shared libraries need room)"
+    return text
 
 
 class JpegCodec(CodecAdapter):
