@@ -60,20 +60,22 @@ def test_profile_and_text_coder_ids_never_change() -> None:
 
 
 def test_metric_model_and_base_codec_tables() -> None:
+    from semcodec.image.base import BASE_CODECS
     from semcodec.image.learned.models import build_model, model_names
     from semcodec.lossless.base_codec import BASES
-    from semcodec.lossless.base_codecs import BASE_CODEC_REGISTRY
     from semcodec.metrics import METRICS, metric_classes
 
     assert all(cls.name == name for name, cls in metric_classes().items()) and "psnr" in METRICS
     assert {"bmshj2018-hyperprior", "mbt2018-mean", "cheng2020-attn", "lic-small"} == set(model_names())
     with pytest.raises(MissingComponentError, match="unknown learned model 'lic-smal' \\(did you mean 'lic-small'"):
         build_model("lic-smal")
-    # the base codec table agrees with the codecs' own ids (stored in every lossless IMAGE stream)
-    assert {n: e.id for n, e in BASE_CODEC_REGISTRY.items()} == {n: c.codec_id for n, c in BASES.items()}
-    assert all(BASE_CODEC_REGISTRY.get(n) is c for n, c in BASES.items())
+    # the lossless ids are stored in every lossless IMAGE stream: they never change
+    assert {n: e.id for n, e in BASES.items()} == {"heif": 1, "jpeg": 2, "lic": 3}
+    assert all(BASES.get(n).component in BASE_CODECS for n in BASES)
     with pytest.raises(FormatError, match="unknown base codec"):
-        BASE_CODEC_REGISTRY.get("bpg")
+        BASES.get("bpg")
+    with pytest.raises(MissingComponentError, match="unknown base codec 'avfi' \\(did you mean 'avif'"):
+        BASE_CODECS.get("avfi")
 
 
 def test_lookups_import_only_their_own_module() -> None:
@@ -82,10 +84,10 @@ import sys
 from semcodec.profiles import get_profile
 from semcodec.text import decode_text_stream, encode_text_stream, get_text_coder
 from semcodec.metrics import metric_class
-from semcodec.lossless.base_codecs import BASE_CODEC_REGISTRY
+from semcodec.image.base import BASE_CODECS
 get_profile('jpeg')
 assert decode_text_stream(encode_text_stream('a cat', get_text_coder('zlib'))) == 'a cat'
-metric_class('psnr'); BASE_CODEC_REGISTRY.get('jpeg')
+metric_class('psnr'); BASE_CODECS.get('jpeg')
 heavy = ['diffusers', 'transformers', 'compressai', 'semcodec.generative', 'semcodec.image.learned',
          'semcodec.text.lmcoders', 'semcodec.metrics.lpips', 'semcodec.lossless.profile']
 print(*[m for m in heavy if m in sys.modules] or ['none'])

@@ -23,45 +23,45 @@ import numpy as np
 
 from ..errors import FormatError, MissingComponentError
 from ..image.base import BaseCodec, get_base_codec
+from ..registry import Entry, Registry
 
 
 @dataclass(frozen=True)
 class LosslessBase:
-    codec_id: int  # stored in the file: never reuse one
     component: str  # name in semcodec.image.base.BASE_CODECS
     native_quality: Callable[[int], float]  # the file's 0..100 quality -> the component's quality
 
 
-BASES: dict[str, LosslessBase] = {
-    "heif": LosslessBase(1, "heif-444", int),
-    "jpeg": LosslessBase(2, "jpeg-444", int),
-    "lic": LosslessBase(3, "lic", lambda q: q / 100),
-}
-_BY_ID = {b.codec_id: name for name, b in BASES.items()}
+#: name -> (one-byte id stored in every IMAGE payload: never change or reuse one, the base it uses)
+BASES: Registry[LosslessBase] = Registry("base codec", {
+    "heif": Entry(1, LosslessBase("heif-444", int)),
+    "jpeg": Entry(2, LosslessBase("jpeg-444", int)),
+    "lic": Entry(3, LosslessBase("lic", lambda q: q / 100)),
+}, id_range=range(256), error=FormatError)
 
 
 @functools.cache
 def _codec(name: str) -> BaseCodec:
-    return get_base_codec(BASES[name].component)
+    return get_base_codec(BASES.get(name).component)
 
 
 def encode_base(x: np.ndarray, codec: str, quality: int) -> tuple[bytes, np.ndarray]:
     """Code ``x`` with the named base codec; return (IMAGE payload, decoded x_l)."""
-    base = BASES[codec]
+    base = BASES.get(codec)
     if not 0 <= quality <= 100:
         raise ValueError("base quality must be in 0..100")
     data = _codec(codec).encode(x, quality=base.native_quality(quality))
     xl = _codec(codec).decode(data, x.shape[1], x.shape[0])
     if xl.shape != x.shape:
         raise RuntimeError(f"base codec {codec} changed the image size {x.shape} -> {xl.shape}")
-    return bytes([base.codec_id, quality]) + data, xl
+    return bytes([BASES.entry(codec).id, quality]) + data, xl
 
 
 def decode_base(payload: bytes, width: int, height: int) -> tuple[np.ndarray, str, int]:
     """Parse an IMAGE payload; return (x_l, codec name, quality). Raises FormatError on bad data."""
     if len(payload) < 3:
         raise FormatError("lossless: base image stream too short")
-    name = _BY_ID.get(payload[0])
+    name = BASES.name_for_id(payload[0])
     if name is None:
         raise FormatError(f"lossless: unknown base codec id {payload[0]}")
     try:

@@ -33,8 +33,7 @@ from ..errors import FormatError, RateError
 from ..paths import PACKAGE_WEIGHTS
 from ..profiles.base import EncodeRequest, Profile
 from ..profiles.settings import Settings, option
-from .base_codec import decode_base, encode_base
-from .base_codecs import BASE_CODEC_REGISTRY
+from .base_codec import BASES, decode_base, encode_base
 from .coder import DEFAULT_ADAPT_STEPS, decode_residual, encode_residual
 from .model import ResidualLM, load_model
 
@@ -61,7 +60,7 @@ def _weights_hash(folder: str) -> str:
 class LosslessSettings(Settings):
     weights: str | None = option(None, "model folder (default $SEMCODEC_LOSSLESS_WEIGHTS or the shipped weights)")
     base_codec: str | None = option(None, "lossy base codec (default: the one the model was trained with)",
-                                    choices=tuple(BASE_CODEC_REGISTRY.names()))
+                                    choices=tuple(BASES.names()))
     base_quality: int | None = option(None, "base quality when --quality is not given", low=0, high=100)
     adapt_steps: int = option(DEFAULT_ADAPT_STEPS, "encoder-side fitting steps of the per-image head adapter"
                               " (0: off)", low=0)
@@ -80,7 +79,7 @@ class LosslessProfile(Profile):
         self.weights = str(Path(s.weights) if s.weights else default_weights())
         self.model = _cached_model(self.weights)
         self.base_codec = s.base_codec or self.model.cfg.base_codec
-        BASE_CODEC_REGISTRY.entry(self.base_codec)  # a model trained with an unknown base fails here
+        BASES.entry(self.base_codec)  # a model trained with an unknown base fails here
         self.base_quality = s.base_quality
         self.adapt_steps = s.adapt_steps
         self.choose_quality = s.choose_quality

@@ -14,41 +14,37 @@ heif-444       HEVC 4:4:4 at the exact size                       lossless ("hei
 jpeg-444       Pillow JPEG 4:4:4 at the exact size                lossless ("jpeg")
 =============  =================================================  ==========================
 
-Names are looked up in :data:`BASE_CODECS` (``name -> "module:Class"``), each class built as
-``Class(name, **options)``; a new base is one more line.
+Names are looked up in :data:`BASE_CODECS` (the project's one lazy registry: a lookup imports only
+that entry's module), each class built as ``Class(name, **options)``; a new base is one more line.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from ...errors import MissingComponentError
+from ...registry import Entry, Registry
 from .contract import BaseCodec, check_size
 from .scaled import ScaledBase, resize
 
-BASE_CODECS: dict[str, str] = {
-    "jpeg": "semcodec.image.base.profiled:ProfileBase",
-    "webp": "semcodec.image.base.profiled:ProfileBase",
-    "avif": "semcodec.image.base.profiled:ProfileBase",
-    "jxl": "semcodec.image.base.profiled:ProfileBase",
-    "j2k": "semcodec.image.base.profiled:ProfileBase",
-    "heif": "semcodec.image.base.profiled:ProfileBase",
-    "lic": "semcodec.image.base.lic:LicBase",
-    "heif-444": "semcodec.image.base.exact:Heif444Base",
-    "jpeg-444": "semcodec.image.base.exact:Jpeg444Base",
-}
+BASE_CODECS: Registry[type[BaseCodec]] = Registry("base codec", {
+    "jpeg": Entry(None, "semcodec.image.base.profiled:ProfileBase"),
+    "webp": Entry(None, "semcodec.image.base.profiled:ProfileBase"),
+    "avif": Entry(None, "semcodec.image.base.profiled:ProfileBase"),
+    "jxl": Entry(None, "semcodec.image.base.profiled:ProfileBase"),
+    "j2k": Entry(None, "semcodec.image.base.profiled:ProfileBase"),
+    "heif": Entry(None, "semcodec.image.base.profiled:ProfileBase"),
+    "lic": Entry(None, "semcodec.image.base.lic:LicBase"),
+    "heif-444": Entry(None, "semcodec.image.base.exact:Heif444Base"),
+    "jpeg-444": Entry(None, "semcodec.image.base.exact:Jpeg444Base"),
+})
 
 #: What ITC/SEDIC use when no base is named: the first available one.
 BASE_PREFERENCE = ("lic", "avif", "webp", "jpeg")
 
 
 def base_class(name: str) -> type[BaseCodec]:
-    try:
-        module, _, cls = BASE_CODECS[name].partition(":")
-    except KeyError:
-        raise MissingComponentError(f"unknown base codec {name!r}; choose from {', '.join(BASE_CODECS)}") from None
-    return getattr(importlib.import_module(module), cls)
+    return BASE_CODECS.get(name)
 
 
 def get_base_codec(name: str, **options: Any) -> BaseCodec:
