@@ -77,6 +77,11 @@ CURVES: dict[str, Curve] = {
 DEFAULT_CURVE = Curve(100, 0.4, (0, 100), (-4.5, -0.5))
 
 
+#: Size, relative to the budget, that the first probe of a scale that may be dropped aims at: over
+#: the model's typical error, so the probe is almost surely too large and bounds the scale's score.
+LOSER_PROBE_OVERSHOOT = 1.15
+
+
 @dataclass
 class Trials:
     """Measured encodes at one scale (quality → stream), shared by every search at that scale."""
@@ -126,8 +131,8 @@ def fit_quality_model(
 
     ``give_up`` is asked about every stream that does not fit; if it says yes the search returns
     ``None`` at once. (The scale search uses it to drop a scale whose too-large stream already
-    scores below the best so far.) With it the first probe aims one level above the predicted
-    answer, so that a losing scale is usually dropped after one encode.
+    scores below the best so far.) With it the first probe aims above the budget
+    (:data:`LOSER_PROBE_OVERSHOOT`), so that a losing scale is usually dropped after one encode.
     """
     lo, hi = -1, len(levels)
     for k, q in enumerate(levels):  # what earlier searches at this scale already measured
@@ -144,10 +149,12 @@ def fit_quality_model(
             k = (lo + hi) // 2
         else:
             points = sorted((q, curve.offset(len(d), q, pixels)) for q, d in trials.streams.items())
+            # With ``give_up`` the first probe aims clearly over budget (a sure upper bound).
+            target = budget * (LOSER_PROBE_OVERSHOOT if give_up is not None and not sides else 1.0)
             k = lo + 1
             for j in range(hi - 1, lo, -1):
                 q = levels[j]
-                if curve.predict(q, pixels, _offset_at(q, points, curve, prior)) <= budget:
+                if curve.predict(q, pixels, _offset_at(q, points, curve, prior)) <= target:
                     k = j
                     break
             if give_up is not None and not sides and k + 1 < hi:
