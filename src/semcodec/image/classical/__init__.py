@@ -3,6 +3,7 @@
 ``codecs``   one adapter per codec: native quality, encode/decode, header size probe
 ``resample`` downscale before / upscale after the codec (ultra-low-bitrate operation)
 ``rate``     quality × scale search for a byte budget
+``rate_model`` the size-versus-quality curves that aim that search
 ``profile``  the ``ClassicalProfile`` base class tying them together
 """
 

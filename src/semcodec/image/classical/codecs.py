@@ -49,6 +49,14 @@ class CodecAdapter(ABC):
     def encode(self, image: np.ndarray, quality: int) -> bytes:
         """Code an H×W×3 uint8 image at native ``quality``."""
 
+    def distinct_qualities(self, lo: int, hi: int) -> list[int]:
+        """The qualities in ``[lo, hi]`` that can give different streams, each the highest of its group.
+
+        Some encoders map several qualities to one quantiser; the rate control searches only these
+        (same result, fewer encodes).
+        """
+        return list(range(lo, hi + 1))
+
     @abstractmethod
     def _decode(self, data: bytes) -> np.ndarray: ...
 
@@ -197,6 +205,14 @@ class AvifCodec(CodecAdapter):
 
         return bytes(imagecodecs.avif_encode(image, level=int(quality), speed=self.speed, numthreads=1))
 
+    @staticmethod
+    def quantizer(quality: int) -> int:
+        """libavif's quality → AV1 quantiser (0..63) mapping; equal quantisers give equal streams."""
+        return ((100 - int(quality)) * 63 + 50) // 100
+
+    def distinct_qualities(self, lo: int, hi: int) -> list[int]:
+        return [q for q in range(lo, hi + 1) if q == hi or self.quantizer(q + 1) != self.quantizer(q)]
+
     def _decode(self, data: bytes) -> np.ndarray:
         import imagecodecs
 
@@ -275,6 +291,11 @@ class HeifCodec(CodecAdapter):
         buf = io.BytesIO()
         heif.save(buf, quality=int(quality), chroma=420)
         return buf.getvalue()
+
+    def distinct_qualities(self, lo: int, hi: int) -> list[int]:
+        # libheif sets x265's crf to (100 - q) / 2; x265 gives the same stream for crf k + 0.5 and k,
+        # so q = 2k - 1 and 2k pair up (checked on Kodak at several scales; a test keeps it honest).
+        return [q for q in range(lo, hi + 1) if q == hi or q % 2 == 0]
 
     def _open(self, data: bytes):  # noqa: ANN202 - pillow_heif.HeifFile
         import pillow_heif
