@@ -18,7 +18,8 @@ from .errors import SemcodecError
 
 #: Modules contributing subcommands: each defines ``add_commands(subparsers) -> None``.
 COMMAND_MODULES: list[str] = ["semcodec.train.cli", "semcodec.eval.cli", "semcodec.scale.cli", "semcodec.report.cli",
-                              "semcodec.bench.cli", "semcodec.commands.lossless"]
+                              "semcodec.bench.cli", "semcodec.commands.lossless",
+                              "semcodec.commands.diffbir"]
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """CLI of the benchmarks: ``lossless-bench``, ``text-bench``, ``mask-bench`` (names as before the move
 out of the codec packages). Each benchmark is one module here; those without a subcommand run with
-``python -m semcodec.bench.lic_speed`` / ``python -m semcodec.bench.latent_kodak``."""
+``python -m semcodec.bench.lic_speed`` / ``python -m semcodec.bench.latent_kodak`` / ``python -m
+semcodec.bench.real_size``."""
 
 from __future__ import annotations
 

@@ -44,6 +44,7 @@ class ComponentSources:
     controlnet: str | None = None
     scheduler_kind: str | None = None
     revision: str | None = None
+    control: str | None = None  # ControlNet condition: "latent" / "pixel" (None: as the ControlNet folder says)
 
     @classmethod
     def from_options(cls, model: str | None = None, controlnet: str | None = None, *,
@@ -117,7 +118,8 @@ class DiffusionComponents:
             elif part == "scheduler":
                 obj = loading.load_scheduler(src, sub, revision=rev, kind=self.sources.scheduler_kind)
             elif part == "controlnet":
-                obj = loading.load_controlnet(src, sub, revision=rev, dtype=self.dtype).to(self.device)
+                obj = loading.load_controlnet(src, sub, revision=rev, dtype=self.dtype,
+                                              kind=self.sources.control).to(self.device)
             else:
                 raise KeyError(part)
             self._cache[part] = obj
@@ -196,7 +198,12 @@ class DiffusionComponents:
         return x.permute(1, 2, 0).cpu().numpy()
 
     def control_image(self, image: np.ndarray) -> torch.Tensor:
-        """ControlNet condition: 1×3×H×W in [0, 1] (diffusers ControlNet convention)."""
+        """ControlNet condition: the VAE latent of ``image`` for a latent (DiffBIR IRControlNet) ControlNet,
+        else 1×3×H×W in [0, 1] (diffusers' pixel-hint convention)."""
+        from .latent_control import is_latent_controlnet
+
+        if is_latent_controlnet(self.controlnet):
+            return self.encode_image(image)
         x = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float() / 255.0
         return x.to(self.device, self.dtype)
 

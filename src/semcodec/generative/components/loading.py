@@ -88,13 +88,21 @@ def load_unet(source: str | os.PathLike, subfolder: str | None = "unet", *, revi
 
 
 def load_controlnet(source: str | os.PathLike, subfolder: str | None = None, *, revision: str | None = None,
-                    dtype: torch.dtype = torch.float32) -> Any:
-    """A ``ControlNetModel`` (DiffBIR-style restoration ControlNets are exported in this class)."""
+                    dtype: torch.dtype = torch.float32, kind: str | None = None) -> Any:
+    """A pixel-hint ``ControlNetModel`` or a latent-condition :class:`.LatentControlNetModel` (DiffBIR's
+    IRControlNet, see ``semcodec convert-diffbir``); ``kind`` ("latent"/"pixel") must match the folder,
+    which decides by default."""
     from diffusers import ControlNetModel
+
+    from .latent_control import LatentControlNetModel, control_kind_of
 
     path, sub = _resolve(source, subfolder)
     try:
-        model = ControlNetModel.from_pretrained(path, subfolder=sub, revision=revision, torch_dtype=dtype)
+        found = control_kind_of(_load_config(ControlNetModel, path, sub, revision))
+        if kind is not None and kind != found:
+            raise MissingComponentError(f"the ControlNet at {source} takes a {found} condition, not control={kind}")
+        cls = LatentControlNetModel if found == "latent" else ControlNetModel
+        model = cls.from_pretrained(path, subfolder=sub, revision=revision, torch_dtype=dtype)
     except (OSError, ValueError) as e:
         raise _wrap("ControlNet", source, e) from None
     return _prepare(model)

@@ -37,6 +37,9 @@ class ReferenceDiffusionOptions(DiffusionOptions):
     """A diffusion decoder restoring a coded base image (ITC, SEDIC)."""
 
     controlnet: str | None = option(None, "ControlNet folder or hub id (default $SEMCODEC_CONTROLNET)")
+    control: str | None = option(None, "ControlNet condition: latent (DiffBIR IRControlNet, the reference's VAE"
+                                 " latent at its input) or pixel (diffusers hint); default: as the ControlNet"
+                                 " folder says", choices=("latent", "pixel"))
     base_profile: str | None = option(None, "profile coding the base image (default: lic, else avif)")
     base_scale: int = option(1, "the base image is coded downscaled by this factor", low=1)
     base_options: dict[str, Any] = option({}, "options of the base profile (a JSON object)")
@@ -50,4 +53,5 @@ class ReferenceDiffusionOptions(DiffusionOptions):
         """The diffusion parts (loaded on first use), with the ControlNet when one is set."""
         return DiffusionComponents.from_sources(
             self.model, with_controlnet=self.controlnet is not None, controlnet=self.controlnet,
-            use_controlnet_env=False, scheduler_kind=self.scheduler_kind, device=self.device, **self.parts())
+            use_controlnet_env=False, scheduler_kind=self.scheduler_kind, device=self.device, control=self.control,
+            **self.parts())
