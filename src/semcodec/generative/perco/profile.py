@@ -112,8 +112,8 @@ class PercoProfile(Profile):
     # ------------------------------------------------------------------ components
     @property
     def head(self) -> PercoHead:
-        if self._head is None:
-            self._head = PercoHead.load(self.head_dir)
+        if self._head is None:  # on the models' device and dtype: its maps and ∅ feed the UNet
+            self._head = PercoHead.load(self.head_dir).to(self.bundle.device, self.bundle.dtype)
         return self._head
 
     @property
@@ -148,7 +148,7 @@ class PercoProfile(Profile):
         V = self.head.V
         padded = pad_to_multiple(request.image, self._multiple())
         with fixed_threads(), torch.no_grad():
-            z = self.space.encode(padded)
+            z = self.bundle.place(self.space.encode(padded))
         h, w = z.shape[-2:]
 
         def cost(grid: tuple[int, int]) -> int:
@@ -192,7 +192,7 @@ class PercoProfile(Profile):
         gh, gw = int(p["gh"]), int(p["gw"])
         if not (1 <= gh <= h and 1 <= gw <= w):
             raise FormatError(f"perco grid {gh}x{gw} does not fit a {h}x{w} latent")
-        idx = torch.tensor(unpack_indices(streams[2].payload, gh * gw, self.head.V)).view(1, gh, gw)
+        idx = self.bundle.place(torch.tensor(unpack_indices(streams[2].payload, gh * gw, self.head.V)).view(1, gh, gw))
         with fixed_threads(), torch.no_grad():
             z = self.sample(idx, caption, (h, w), int(p["seed"]), int(p["steps"]), float(p["guidance"]))
             img = self.space.decode(z)
@@ -211,7 +211,7 @@ class PercoProfile(Profile):
                                         f" text encoder output {tuple(text.shape[1:])}")
         sched = fresh_scheduler(self.bundle, steps)
         C = int(unet.config.out_channels)
-        x = seeded_noise((1, C, *size), seed) * float(getattr(sched, "init_noise_sigma", 1.0))
+        x = self.bundle.place(seeded_noise((1, C, *size), seed)) * float(getattr(sched, "init_noise_sigma", 1.0))
         for t in sched.timesteps:
             eps = perco_eps(unet, sched.scale_model_input(x, t), t, z_l, text, null, guidance)
             x = sched.step(eps, t, x).prev_sample

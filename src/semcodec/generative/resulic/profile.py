@@ -235,8 +235,8 @@ class ResulicProfile(Profile):
         """VAE latent of the padded image; the last one is kept so several rate points encode once."""
         key = hashlib.sha1(padded.tobytes() + str(padded.shape).encode()).hexdigest()
         if getattr(self, "_last", (None,))[0] != key:
-            with fixed_threads(), torch.no_grad():
-                self._last = (key, self.space.encode(padded))
+            with fixed_threads(), torch.no_grad():  # the codec codes exactly on the CPU in float32
+                self._last = (key, self.space.encode(padded).to("cpu", torch.float32))
         return self._last[1]
 
     def _params(self, diffusion: int, n_r: int) -> bytes:
@@ -276,7 +276,8 @@ class ResulicProfile(Profile):
         sched.set_timesteps(steps, start_step=n_r)
         cond = self.bundle.encode_prompt([text])
         uncond = self.bundle.encode_prompt([""]) if guidance != 1.0 else None
-        x = sched.initial_sample(z_c, seeded_noise(tuple(z_c.shape), seed))
+        z_c = self.bundle.place(z_c)  # decoded on the CPU by the codec; the CDM runs where the UNet is
+        x = sched.initial_sample(z_c, self.bundle.place(seeded_noise(tuple(z_c.shape), seed)))
         for t in sched.timesteps:
             eps = self.bundle.guided_eps(x, t, cond, uncond, guidance)
             x = sched.step(eps, t, x).prev_sample

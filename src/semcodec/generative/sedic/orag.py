@@ -80,7 +80,7 @@ def latent_mask(mask: np.ndarray, shape: tuple[int, int], multiple_shape: tuple[
 def mask_attention_fraction(attn: torch.Tensor, mask: torch.Tensor, positions: tuple[int, ...]) -> torch.Tensor:
     """Σ_{m∈M} A_{m,k} / Σ_m A_{m,k} for each k in ``positions`` (``attn``: h·w × L, ``mask``: 1×1×h×w)."""
     a = attn[:, list(positions)]
-    m = mask.reshape(-1, 1).to(a.dtype)
+    m = mask.reshape(-1, 1).to(a.device, a.dtype)
     return (m * a).sum(0) / a.sum(0).clamp_min(1e-12)
 
 
@@ -128,7 +128,7 @@ def orag_decode(bundle: DiffusionComponents, reference: np.ndarray, overall: str
     control = bundle.control_image(padded) if bundle.controlnet is not None else None
     c_all = bundle.encode_prompt([overall])
     uncond = bundle.encode_prompt([""]) if settings.guidance != 1.0 else None
-    objs = [ObjectPrompt(p, name_positions(bundle, p, n), latent_mask(m, grid, padded.shape[:2]))
+    objs = [ObjectPrompt(p, name_positions(bundle, p, n), bundle.place(latent_mask(m, grid, padded.shape[:2])))
             for p, n, m in objects]
     conds = [bundle.encode_prompt([o.prompt]) for o in objs]
     z0_ref = bundle.encode_image(padded) if settings.strength < 1.0 else None
