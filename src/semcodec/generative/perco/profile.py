@@ -89,7 +89,8 @@ class PercoProfile(Profile):
         parts = s.parts()
         if s.vae and is_taef2(s.vae):
             parts.pop("vae")  # the TAEF2 autoencoder is loaded by the latent space, not the bundle
-        self.bundle = DiffusionComponents.from_sources(model, scheduler_kind=s.scheduler_kind, **parts)
+        self.bundle = DiffusionComponents.from_sources(model, scheduler_kind=s.scheduler_kind, **s.placement(),
+                                                       **parts)
         head_dir = Path(s.head) if s.head else (Path(model) / "perco" if model else None)
         if head_dir is None or not (head_dir / "model.safetensors").is_file():
             raise MissingComponentError(f"PerCo head (hyper-encoder + codebook) not found at {head_dir}")

@@ -110,8 +110,8 @@ class ResulicProfile(Profile):
         parts = {k: v for k, v in s.parts().items() if k != "vae"}
         if self.vae_spec and not is_taef2(self.vae_spec):
             parts["vae"] = self.vae_spec
-        self.bundle = DiffusionComponents.from_sources(self.model, **parts) if (self.model or parts.get("unet")) \
-            else None
+        self.bundle = (DiffusionComponents.from_sources(self.model, **s.placement(), **parts)
+                       if (self.model or parts.get("unet")) else None)
         self._codec: LatentHyperprior | None = None
         self._space: Any = None
         self._sched: CompressionAwareScheduler | None = None
@@ -153,10 +153,7 @@ class ResulicProfile(Profile):
         """The CDM sampler with the diffusion model's noise schedule."""
         if self._sched is None:
             assert self.bundle is not None
-            cfg = self.bundle.scheduler.config
-            self._sched = CompressionAwareScheduler(
-                num_train_timesteps=int(cfg.num_train_timesteps), beta_start=float(cfg.beta_start),
-                beta_end=float(cfg.beta_end), beta_schedule=str(cfg.beta_schedule))
+            self._sched = CompressionAwareScheduler.for_model(self.bundle.scheduler.config)
         return self._sched
 
     def config(self) -> dict[str, Any]:
