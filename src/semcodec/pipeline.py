@@ -122,8 +122,13 @@ def decode(data: bytes, max_pixels: int | None = None, **profile_options: Any) -
             f" (file {container.config_hash.hex()}, here {prof.fingerprint().hex()}); decode it with the"
             " same semcodec version and the same profile options/weights that wrote it"
         )
-    texts = [decode_text_stream(s.payload) for s in container.streams_of(StreamKind.TEXT)]
-    image = prof.decode(container.streams, container.width, container.height, texts=texts)  # captions decoded once
+    try:
+        texts = [decode_text_stream(s.payload) for s in container.streams_of(StreamKind.TEXT)]  # decoded once
+        image = prof.decode(container.streams, container.width, container.height, texts=texts)
+    except SemcodecError:  # FormatError, MissingComponentError, ProfileMismatchError, ... say what to do
+        raise
+    except Exception as e:  # anything else a decoder raises on a file is a bad file, never a traceback
+        raise FormatError(f"profile {prof.name!r} could not decode this file: {type(e).__name__}: {e}") from e
     if image.shape != (container.height, container.width, 3) or image.dtype != np.uint8:
         raise FormatError(f"decoder returned {image.shape} {image.dtype}, expected the header size")
     return Decoded(image=image, texts=texts, container=container)

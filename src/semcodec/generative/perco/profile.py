@@ -35,6 +35,13 @@ from ...errors import FormatError, MissingComponentError, RateError
 from ...profiles import EncodeRequest, Profile, option
 from ...text.base import TEXT_CODERS
 from ..components import DiffusionComponents, component_identity, fixed_threads, seeded_noise
+from ..components.budget import (
+    check_budget,
+    check_decoder_steps,
+    check_encoder_steps,
+    decode_budget,
+    passes,
+)
 from ..components.options import DiffusionOptions
 from ..components.sampling import fresh_scheduler, pad_to_multiple
 from ..latent.vae import is_taef2, load_latent_space
@@ -141,10 +148,16 @@ class PercoProfile(Profile):
     def _multiple(self) -> int:
         return self.space.factor * 2 ** (len(self.bundle.unet.config.block_out_channels) - 1)
 
+    def _check_cost(self, steps: int, guidance: float) -> None:
+        p = passes(guidance, False)
+        check_budget(steps * p, decode_budget(self.settings.decode_budget), "perco", f"{steps} steps × {p} passes")
+
     # ------------------------------------------------------------------ encode
     def encode(self, request: EncodeRequest) -> list[Stream]:
         from ...text import encode_text_stream, get_text_coder
 
+        check_encoder_steps(self.bundle.scheduler, self.steps, "perco")
+        self._check_cost(self.steps, self.guidance)
         text = Stream(StreamKind.TEXT, encode_text_stream(request.caption or "", get_text_coder(self.text_coder)))
         V = self.head.V
         padded = pad_to_multiple(request.image, self._multiple())
@@ -186,6 +199,8 @@ class PercoProfile(Profile):
         p = unpack_params(PARAMS_SCHEMA, streams[0].payload)
         if p["version"] != 1 or p["V"] != self.head.V or not 1 <= p["steps"] <= MAX_STEPS:
             raise FormatError("perco PARAMS do not match this model")
+        check_decoder_steps(self.bundle.scheduler, int(p["steps"]), "perco")
+        self._check_cost(int(p["steps"]), float(p["guidance"]))
         caption = self.text_of(streams, 1, texts)
         m = self._multiple()
         ph, pw = height + (-height) % m, width + (-width) % m

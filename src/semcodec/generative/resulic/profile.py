@@ -35,6 +35,7 @@ from ...paths import PACKAGE_WEIGHTS
 from ...profiles import EncodeRequest, Profile, option
 from ...text.base import TEXT_CODERS
 from ..components import DiffusionComponents, component_identity, fixed_threads, seeded_noise
+from ..components.budget import check_budget, decode_budget, passes
 from ..components.options import DiffusionOptions
 from ..components.sampling import pad_to_multiple
 from ..latent.codec import MAX_Q_INDEX, LatentHyperprior
@@ -223,6 +224,8 @@ class ResulicProfile(Profile):
         n_r = 0
         if self.bundle is not None:
             n_r = self.n_r if self.n_r is not None else start_step_for_distortion(self.scheduler.alphas_cumprod, rel)
+        if self.bundle is not None:
+            self._check_cost(self.steps, n_r, self.guidance)
         streams[0] = Stream(StreamKind.PARAMS, self._params(int(self.bundle is not None), n_r))
         if request.max_bytes is not None and sum(s.framed_size() for s in streams) > request.max_bytes:
             raise RateError("resulic residual text does not fit the budget; shorten the caption or raise the rate")
@@ -261,9 +264,15 @@ class ResulicProfile(Profile):
             if p["diffusion"]:
                 if not 0 <= p["n_r"] < int(self.scheduler.config.num_train_timesteps):
                     raise FormatError("resulic N_r out of range")
+                self._check_cost(int(p["steps"]), int(p["n_r"]), float(p["guidance"]))
                 z_c = self.refine(z_c, text, int(p["n_r"]), int(p["steps"]), float(p["guidance"]), int(p["seed"]))
             img = self.space.decode(z_c)
         return img[:height, :width]
+
+    def _check_cost(self, steps: int, n_r: int, guidance: float) -> None:
+        """The CDM runs at most N_r + 1 steps (its timesteps are N_r … 0)."""
+        run, p = min(steps, n_r + 1), passes(guidance, False)
+        check_budget(run * p, decode_budget(self.settings.decode_budget), "resulic", f"{run} steps × {p} passes")
 
     @torch.no_grad()
     def refine(self, z_c: torch.Tensor, text: str, n_r: int, steps: int, guidance: float, seed: int) -> torch.Tensor:
