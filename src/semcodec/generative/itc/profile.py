@@ -29,7 +29,7 @@ from ...container.params import pack_params, unpack_params
 from ...errors import FormatError, MissingComponentError, RateError, SemcodecError
 from ...image.base import scaled_base
 from ...profiles import EncodeRequest, Profile, option
-from ..components import fixed_threads
+from ..components import SD_MODEL_ENV, fixed_threads
 from ..components.budget import (
     check_budget,
     check_decoder_steps,
@@ -39,7 +39,7 @@ from ..components.budget import (
 )
 from ..components.options import ReferenceDiffusionOptions
 from ..components.sampling import SamplerSettings, restore, start_index
-from ..components.settings import CENTI, MAX_STEPS, diffusion_available
+from ..components.settings import CENTI, MAX_STEPS, generative_availability
 from .caption import caption_for
 
 MODES = ("img2img", "controlnet")
@@ -94,7 +94,11 @@ class ItcProfile(Profile):
 
     @classmethod
     def availability(cls) -> str | None:
-        return diffusion_available()
+        return cls.availability_for({})
+
+    @classmethod
+    def availability_for(cls, options: dict[str, Any]) -> str | None:
+        return generative_availability(options, SD_MODEL_ENV)
 
     def config(self) -> dict[str, Any]:
         return {

@@ -44,6 +44,7 @@ from ..components.budget import (
 )
 from ..components.options import DiffusionOptions
 from ..components.sampling import fresh_scheduler, pad_to_multiple
+from ..components.settings import generative_availability
 from ..latent.vae import is_taef2, load_latent_space
 from ..latent.vq import PercoHead, grid_for, index_bits, pack_indices, unpack_indices
 from .unet import perco_eps
@@ -110,12 +111,11 @@ class PercoProfile(Profile):
 
     @classmethod
     def availability(cls) -> str | None:
-        try:
-            import diffusers  # noqa: F401
-            import transformers  # noqa: F401
-        except ImportError as e:
-            return f"needs diffusers and transformers ({e.name} missing): pip install diffusers transformers"
-        return None
+        return cls.availability_for({})
+
+    @classmethod
+    def availability_for(cls, options: dict[str, Any]) -> str | None:
+        return generative_availability(options, MODEL_ENV, keys=("model", "unet"))
 
     # ------------------------------------------------------------------ components
     @property

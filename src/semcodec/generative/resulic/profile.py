@@ -23,7 +23,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -38,9 +38,11 @@ from ..components import DiffusionComponents, component_identity, fixed_threads,
 from ..components.budget import check_budget, decode_budget, passes
 from ..components.options import DiffusionOptions
 from ..components.sampling import pad_to_multiple
-from ..latent.codec import MAX_Q_INDEX, LatentHyperprior
 from ..latent.vae import is_taef2, load_latent_space, vae_unavailable_reason
-from .scheduler import CompressionAwareScheduler, start_step_for_distortion
+
+if TYPE_CHECKING:  # compressai and diffusers load with the codec and the sampler, not with the profile class
+    from ..latent.codec import LatentHyperprior
+    from .scheduler import CompressionAwareScheduler
 
 MODEL_ENV = "SEMCODEC_RESULIC_MODEL"
 VAE_ENV = "SEMCODEC_RESULIC_VAE"
@@ -136,6 +138,8 @@ class ResulicProfile(Profile):
     @property
     def codec(self) -> LatentHyperprior:
         if self._codec is None:
+            from ..latent.codec import LatentHyperprior
+
             self._codec = LatentHyperprior.load(self.codec_dir)
         return self._codec
 
@@ -154,6 +158,8 @@ class ResulicProfile(Profile):
         """The CDM sampler with the diffusion model's noise schedule."""
         if self._sched is None:
             assert self.bundle is not None
+            from .scheduler import CompressionAwareScheduler
+
             self._sched = CompressionAwareScheduler.for_model(self.bundle.scheduler.config)
         return self._sched
 
@@ -191,6 +197,8 @@ class ResulicProfile(Profile):
 
     def encode(self, request: EncodeRequest) -> list[Stream]:
         from ...text import encode_text_stream, get_text_coder
+        from ..latent.codec import MAX_Q_INDEX
+        from .scheduler import start_step_for_distortion
 
         z = self._encode_latent(pad_to_multiple(request.image, self._multiple()))
         h, w = z.shape[-2:]

@@ -19,6 +19,7 @@ rendered where the coded mask says. ``ref`` is the decoded reference image, fed 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -34,7 +35,9 @@ from ..components.sampling import (
     start_index,
     step_generator,
 )
-from .attention import AttentionStore, install_capture
+
+if TYPE_CHECKING:  # the capture processor imports diffusers: loaded when decoding, not with the profile
+    from .attention import AttentionStore
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ def orag_decode(bundle: DiffusionComponents, reference: np.ndarray, overall: str
             for p, n, m in objects]
     conds = [bundle.encode_prompt([o.prompt]) for o in objs]
     z0_ref = bundle.encode_image(padded) if settings.strength < 1.0 else None
+    from .attention import AttentionStore, install_capture
+
     store = AttentionStore()
     gen = step_generator(settings.seed)
     with install_capture(bundle.unet, store):
