@@ -117,10 +117,13 @@ def decode(data: bytes, max_pixels: int | None = None, **profile_options: Any) -
     container = open_container(data, max_pixels)
     prof = profile_for_id(container.profile_id, **profile_options)
     if prof.fingerprint() != container.config_hash:
+        models = prof.config().get("components")
+        here = ("; the models here are " + ", ".join(f"{k} {v}" for k, v in sorted(models.items()))
+                if isinstance(models, dict) and models else "")
         raise ProfileMismatchError(
             f"this file was written by profile {prof.name!r} with a different configuration or weights"
             f" (file {container.config_hash.hex()}, here {prof.fingerprint().hex()}); decode it with the"
-            " same semcodec version and the same profile options/weights that wrote it"
+            f" same semcodec version and the same profile options/weights that wrote it{here}"
         )
     try:
         texts = [decode_text_stream(s.payload) for s in container.streams_of(StreamKind.TEXT)]  # decoded once
