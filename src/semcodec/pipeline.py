@@ -17,6 +17,7 @@ import numpy as np
 from .container import Container, Stream, StreamKind, parse_container, stream_cost
 from .errors import FormatError, ProfileMismatchError, RateError, SemcodecError
 from .image_io import ImageLike, load_image, max_pixels_from_env
+from .paths import hub_offline_by_default
 from .profiles import (
     DEFAULT_PROFILE,
     PROFILES,
@@ -106,6 +107,9 @@ class Decoded:
     @property
     def caption(self) -> str | None:
         return self.texts[0] if self.texts else None
+
+
+hub_offline_by_default()  # compress/decompress run offline like eval and compress-dir ($SEMCODEC_ALLOW_DOWNLOADS=1)
 
 
 def open_container(data: bytes, max_pixels: int | None = None) -> Container:
