@@ -18,8 +18,8 @@
                               the GPUs with accelerate); overrides ``SEMCODEC_DEVICE`` for them
 ============================  ===============================================================
 
-Weights are never downloaded implicitly on these machines; an HF id works where the hub is
-reachable (or already cached), a local folder works everywhere.
+Weights are never downloaded implicitly: an HF id is read from the local Hugging Face cache
+(``SEMCODEC_ALLOW_DOWNLOADS=1`` lets the commands fetch it first), a local folder works everywhere.
 """
 
 from __future__ import annotations
