@@ -54,11 +54,6 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def random_crop(path: Path, size: int, rng: random.Random) -> np.ndarray:
-    """A ``size``² RGB crop (padded first when the image is smaller)."""
-    return crop_at(path, size, rng.random(), rng.random())
-
-
 def crop_at(path: Path, size: int, fy: float, fx: float) -> np.ndarray:
     """The ``size``² crop at relative position (fy, fx) ∈ [0, 1)²: the position is drawn before the
     image is read, so worker threads can read images while the draws stay in one seeded order."""
