@@ -305,6 +305,10 @@ def test_sedic_analysis_end_to_end_and_cli(tiny, image, tmp_path, capsys, monkey
         monkeypatch.setenv("SEMCODEC_CHAT_MODEL", "vlm")
         monkeypatch.setenv("SEMCODEC_GROUNDING_DINO", tiny["gdino"])
         monkeypatch.setenv("SEMCODEC_SAM", tiny["sam"])
+        from semcodec.generative.components.tiny import build_tiny_sd
+
+        # sedic and itc need diffusion weights named to run at all (their files are decoded with them)
+        monkeypatch.setenv("SEMCODEC_SD_MODEL", str(build_tiny_sd(tmp_path / "sd", controlnet=False)))
         # `semcodec analyze` runs the sedic encoder: ONE text stream (overall + one line per object), one
         # mask stream when objects were confirmed, then the base image
         assert cli_main(["analyze", str(path), "--profile", "sedic", "--set", "base_profile=jpeg", "--json"]) == 0

@@ -80,8 +80,9 @@ def compress(
     a :class:`RateError` is raised if nothing fits.
     """
     prof, request, extra = _plan(image, bpp, quality, profile, caption, max_pixels, **profile_options)
+    fingerprint = prof.fingerprint()  # first: missing weights fail now, not after a slow analysis
     streams = prof.encode(request)
-    container = Container(request.width, request.height, prof.profile_id, prof.fingerprint(), list(streams) + extra)
+    container = Container(request.width, request.height, prof.profile_id, fingerprint, list(streams) + extra)
     data = container.to_bytes()
     if bpp is not None and len(data) > target_bytes(bpp, request.width, request.height):
         raise RateError(
