@@ -84,7 +84,8 @@ def test_identity_tracks_the_weights(tiny_sd, tmp_path):
     other = build_tiny_sd(tmp_path / "other", seed=1, controlnet=False)
     assert component_identity(other, "unet") != a
     assert component_identity(other, "scheduler") == component_identity(tiny_sd, "scheduler")
-    assert component_identity("some-org/some-model", "unet", revision="abc").startswith("some-org/some-model@abc")
+    with pytest.raises(MissingComponentError, match="the unet of some-org/some-model@abc is not in the local"):
+        component_identity("some-org/some-model", "unet", revision="abc")  # never a name-only fingerprint
 
 
 def test_restore_is_deterministic_and_uses_the_prompt(tiny_sd):

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from semcodec.cli import main as cli_main
+from semcodec.errors import MissingComponentError
 from semcodec.semantic.captioners import ChatCaptioner, itc_style, make_captioner
 from semcodec.semantic.chat import HFTextChat, HFVisionChat
 from semcodec.semantic.config import SemanticConfig
@@ -304,6 +305,10 @@ def test_sedic_analysis_end_to_end_and_cli(tiny, image, tmp_path, capsys, monkey
         monkeypatch.setenv("SEMCODEC_CHAT_MODEL", "vlm")
         monkeypatch.setenv("SEMCODEC_GROUNDING_DINO", tiny["gdino"])
         monkeypatch.setenv("SEMCODEC_SAM", tiny["sam"])
+        from semcodec.generative.components.tiny import build_tiny_sd
+
+        # sedic and itc need diffusion weights named to run at all (their files are decoded with them)
+        monkeypatch.setenv("SEMCODEC_SD_MODEL", str(build_tiny_sd(tmp_path / "sd", controlnet=False)))
         # `semcodec analyze` runs the sedic encoder: ONE text stream (overall + one line per object), one
         # mask stream when objects were confirmed, then the base image
         assert cli_main(["analyze", str(path), "--profile", "sedic", "--set", "base_profile=jpeg", "--json"]) == 0
@@ -338,3 +343,17 @@ def test_parse_object_answers(answer, names, overall):
     assert [o.name for o in sem.objects] == names
     assert sem.overall == overall
     assert all(len(o.details.split()) <= 3 for o in sem.objects)
+
+
+def test_vlm_and_llm_load_in_the_configured_dtype(tiny, image, monkeypatch):
+    """SEMCODEC_DTYPE=bf16 halves a 7B VLM's memory; the image inputs follow the model's dtype."""
+    monkeypatch.setenv("SEMCODEC_DTYPE", "bf16")
+    cfg = SemanticConfig.from_env(vlm=tiny["vlm"], llm=tiny["llm"], max_new_tokens=6)
+    assert cfg.dtype == "bf16" and cfg.device_map is None
+    vlm = cfg.vision_chat()
+    assert vlm.model.dtype == torch.bfloat16 and vlm.device == "cpu"
+    assert ChatCaptioner(vlm, itc_style()).caption(image)  # pixel values cast to bf16, ids unchanged
+    llm = cfg.text_chat()
+    assert next(llm.model.parameters()).dtype == torch.bfloat16 and llm.ask("describe the cat") is not None
+    with pytest.raises(MissingComponentError, match="unknown dtype"):
+        SemanticConfig(vlm=tiny["vlm"], dtype="fp8").vision_chat()

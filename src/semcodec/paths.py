@@ -40,3 +40,22 @@ def shared_weights_dir() -> Path | None:
 def runs_dir() -> Path:
     """Where training runs go by default: ``$SEMCODEC_RUNS`` if set, else ``./runs``."""
     return Path(os.environ.get("SEMCODEC_RUNS") or "runs")
+
+
+#: set to 1 to let semcodec download model files from the Hugging Face hub (off by default)
+ALLOW_DOWNLOADS_ENV = "SEMCODEC_ALLOW_DOWNLOADS"
+
+
+def downloads_allowed() -> bool:
+    """Whether a hub id may be downloaded: only with ``$SEMCODEC_ALLOW_DOWNLOADS=1``.
+
+    Every command (compress, decompress, eval, compress-dir) runs offline by default, from local
+    folders and the local Hugging Face cache, so that what a file was coded with never depends on
+    the network; opt in once to fill the cache."""
+    return os.environ.get(ALLOW_DOWNLOADS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_offline_by_default() -> None:
+    """Set ``HF_HUB_OFFLINE=1`` (libraries reading it at import) unless downloads are allowed."""
+    if not downloads_allowed():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")

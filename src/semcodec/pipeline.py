@@ -17,6 +17,7 @@ import numpy as np
 from .container import Container, Stream, StreamKind, parse_container, stream_cost
 from .errors import FormatError, ProfileMismatchError, RateError, SemcodecError
 from .image_io import ImageLike, load_image, max_pixels_from_env
+from .paths import hub_offline_by_default
 from .profiles import (
     DEFAULT_PROFILE,
     PROFILES,
@@ -79,8 +80,9 @@ def compress(
     a :class:`RateError` is raised if nothing fits.
     """
     prof, request, extra = _plan(image, bpp, quality, profile, caption, max_pixels, **profile_options)
+    fingerprint = prof.fingerprint()  # first: missing weights fail now, not after a slow analysis
     streams = prof.encode(request)
-    container = Container(request.width, request.height, prof.profile_id, prof.fingerprint(), list(streams) + extra)
+    container = Container(request.width, request.height, prof.profile_id, fingerprint, list(streams) + extra)
     data = container.to_bytes()
     if bpp is not None and len(data) > target_bytes(bpp, request.width, request.height):
         raise RateError(
@@ -108,6 +110,9 @@ class Decoded:
         return self.texts[0] if self.texts else None
 
 
+hub_offline_by_default()  # compress/decompress run offline like eval and compress-dir ($SEMCODEC_ALLOW_DOWNLOADS=1)
+
+
 def open_container(data: bytes, max_pixels: int | None = None) -> Container:
     return parse_container(bytes(data), max_pixels or max_pixels_from_env())
 
@@ -117,13 +122,21 @@ def decode(data: bytes, max_pixels: int | None = None, **profile_options: Any) -
     container = open_container(data, max_pixels)
     prof = profile_for_id(container.profile_id, **profile_options)
     if prof.fingerprint() != container.config_hash:
+        models = prof.config().get("components")
+        here = ("; the models here are " + ", ".join(f"{k} {v}" for k, v in sorted(models.items()))
+                if isinstance(models, dict) and models else "")
         raise ProfileMismatchError(
             f"this file was written by profile {prof.name!r} with a different configuration or weights"
             f" (file {container.config_hash.hex()}, here {prof.fingerprint().hex()}); decode it with the"
-            " same semcodec version and the same profile options/weights that wrote it"
+            f" same semcodec version and the same profile options/weights that wrote it{here}"
         )
-    texts = [decode_text_stream(s.payload) for s in container.streams_of(StreamKind.TEXT)]
-    image = prof.decode(container.streams, container.width, container.height, texts=texts)  # captions decoded once
+    try:
+        texts = [decode_text_stream(s.payload) for s in container.streams_of(StreamKind.TEXT)]  # decoded once
+        image = prof.decode(container.streams, container.width, container.height, texts=texts)
+    except SemcodecError:  # FormatError, MissingComponentError, ProfileMismatchError, ... say what to do
+        raise
+    except Exception as e:  # anything else a decoder raises on a file is a bad file, never a traceback
+        raise FormatError(f"profile {prof.name!r} could not decode this file: {type(e).__name__}: {e}") from e
     if image.shape != (container.height, container.width, 3) or image.dtype != np.uint8:
         raise FormatError(f"decoder returned {image.shape} {image.dtype}, expected the header size")
     return Decoded(image=image, texts=texts, container=container)

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import MissingComponentError, SemcodecError
 from ..image_io import atomic_write_bytes
+from ..paths import hub_offline_by_default
 from .results import ResultsTable
 from .unit import DECODED_KEY, evaluate_unit, rate_label, unit_key
 
@@ -305,4 +306,4 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     return summarise(cfg, images)
 
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # metrics never reach for a model hub
+hub_offline_by_default()  # metrics never reach for a model hub unless downloads are allowed

@@ -8,12 +8,12 @@ An exception raised by ``fn`` is turned into such an error dict, so one bad imag
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SemcodecError
+from ..paths import hub_offline_by_default
 
 JobFn = Callable[..., dict[str, Any]]
 
@@ -34,7 +34,7 @@ def call_job(fn: JobFn, job: Sequence[Any]) -> dict[str, Any]:
 
 def init_worker(threads: int) -> None:
     """Pin a worker's torch threads so parallel workers don't oversubscribe the CPU."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    hub_offline_by_default()
     try:
         import torch
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ..errors import MissingComponentError, SemcodecError
+from ..paths import downloads_allowed
 from .executor import Executor, JobFn, JobOutcome, call_job, init_worker
 
 MAX_ACTOR_RESTARTS_PER_JOB = 3
@@ -57,7 +58,7 @@ def connect(address: str) -> bool:
     ray = _import_ray()
     if ray.is_initialized():
         return False
-    env = {"env_vars": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}}
+    env = {"env_vars": {} if downloads_allowed() else {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}}
     if address == "local":  # always a fresh private head on loopback, never someone else's cluster
         start_local_head(runtime_env=env)
         return True

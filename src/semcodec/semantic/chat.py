@@ -171,34 +171,45 @@ class ChatEndpoint:
         return str(msg).strip()
 
 
-_LOADED: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_LOADED: dict[tuple[str, ...], tuple[Any, Any]] = {}
+#: ``SEMCODEC_DTYPE`` values: a 7B VLM needs ~28 GB in fp32, ~14 GB in fp16/bf16
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-def load_hf(kind: str, path: str, device: str = "cpu") -> tuple[Any, Any]:
+def load_hf(kind: str, path: str, device: str = "cpu", dtype: str = "fp32",
+            device_map: str | None = None) -> tuple[Any, Any]:
     """``(model, processor_or_tokenizer)`` from an HF id or folder; kind: vlm | llm | gdino | sam.
 
     Loaded once per process (a profile encoding many images must not reload a 7B VLM each time).
+    ``dtype`` (fp32/fp16/bf16) and ``device_map`` (e.g. ``auto``: spread over the GPUs, needs
+    accelerate) apply to the VLM and the LLM; the detectors stay in fp32 on ``device``.
     Missing weights become :class:`MissingComponentError` naming the env var to set.
     """
-    key = (kind, str(path), device)
+    if dtype not in DTYPES:
+        raise MissingComponentError(f"unknown dtype {dtype!r} (SEMCODEC_DTYPE): use one of {', '.join(DTYPES)}")
+    key = (kind, str(path), device, dtype, device_map or "")
     if key not in _LOADED:
-        _LOADED[key] = _load_hf_uncached(kind, str(path), device)
+        _LOADED[key] = _load_hf_uncached(kind, str(path), device, dtype, device_map)
     return _LOADED[key]
 
 
-def _load_hf_uncached(kind: str, path: str, device: str) -> tuple[Any, Any]:
+def _load_hf_uncached(kind: str, path: str, device: str, dtype: str = "fp32",
+                      device_map: str | None = None) -> tuple[Any, Any]:
     import torch
     import transformers as tf
 
     env = {"vlm": "SEMCODEC_VLM", "llm": "SEMCODEC_LLM", "gdino": "SEMCODEC_GROUNDING_DINO",
            "sam": "SEMCODEC_SAM"}[kind]
+    big: dict[str, Any] = {"dtype": getattr(torch, DTYPES[dtype])}
+    if device_map:
+        big["device_map"] = device_map
     try:
         if kind == "vlm":
             proc = tf.AutoProcessor.from_pretrained(path)
-            model = tf.AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32)
+            model = tf.AutoModelForImageTextToText.from_pretrained(path, **big)
         elif kind == "llm":
             proc = tf.AutoTokenizer.from_pretrained(path)
-            model = tf.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            model = tf.AutoModelForCausalLM.from_pretrained(path, **big)
         elif kind == "gdino":
             proc = tf.AutoProcessor.from_pretrained(path)
             model = tf.GroundingDinoForObjectDetection.from_pretrained(path, dtype=torch.float32)
@@ -210,7 +221,14 @@ def _load_hf_uncached(kind: str, path: str, device: str) -> tuple[Any, Any]:
             f"cannot load {kind} weights from {path!r}: {str(e).splitlines()[0]} -- set {env} to a local "
             "folder holding the transformers checkpoint (config.json, weights, processor files)"
         ) from None
+    if device_map and kind in ("vlm", "llm"):
+        return model.eval(), proc  # placed by accelerate; inputs go to model.device
     return model.to(device).eval(), proc
+
+
+def input_device(model: Any, device: str) -> str:
+    """Where a model's inputs go: its first parameter's device when ``device_map`` spread it."""
+    return str(getattr(model, "device", device)) if getattr(model, "hf_device_map", None) else device
 
 
 class HFVisionChat:
@@ -222,9 +240,10 @@ class HFVisionChat:
         self.name = f"hf-vlm:{name or model.config.model_type}"
 
     @classmethod
-    def load(cls, path: str, device: str = "cpu", max_new_tokens: int = 160) -> HFVisionChat:
-        model, proc = load_hf("vlm", path, device)
-        return cls(model, proc, device, max_new_tokens, name=str(path))
+    def load(cls, path: str, device: str = "cpu", max_new_tokens: int = 160, dtype: str = "fp32",
+             device_map: str | None = None) -> HFVisionChat:
+        model, proc = load_hf("vlm", path, device, dtype, device_map)
+        return cls(model, proc, input_device(model, device), max_new_tokens, name=str(path))
 
     def build_prompt(self, prompt: str, n_images: int) -> str:
         proc = self.processor
@@ -243,7 +262,8 @@ class HFVisionChat:
 
         pil = [Image.fromarray(im) for im in images]
         text = self.build_prompt(prompt, len(pil))
-        inputs = self.processor(images=pil or None, text=text, return_tensors="pt").to(self.device)
+        inputs = self.processor(images=pil or None, text=text, return_tensors="pt")
+        inputs = inputs.to(self.device, dtype=self.model.dtype)  # pixel values in the model's fp16/bf16; ids unchanged
         with torch.inference_mode():
             out = self.model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=self.max_new_tokens)
         ids = inputs["input_ids"]
@@ -262,9 +282,10 @@ class HFTextChat:
         self.name = f"hf-llm:{name or model.config.model_type}"
 
     @classmethod
-    def load(cls, path: str, device: str = "cpu", max_new_tokens: int = 160) -> HFTextChat:
-        model, tok = load_hf("llm", path, device)
-        return cls(model, tok, device, max_new_tokens, name=str(path))
+    def load(cls, path: str, device: str = "cpu", max_new_tokens: int = 160, dtype: str = "fp32",
+             device_map: str | None = None) -> HFTextChat:
+        model, tok = load_hf("llm", path, device, dtype, device_map)
+        return cls(model, tok, input_device(model, device), max_new_tokens, name=str(path))
 
     def ask(self, prompt: str, images: list[np.ndarray] | tuple = ()) -> str:
         import torch

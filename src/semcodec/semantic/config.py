@@ -13,10 +13,13 @@
 ``SEMCODEC_GROUNDING_DINO``   HF id or folder of Grounding DINO (``IDEA-Research/grounding-dino-tiny``)
 ``SEMCODEC_SAM``              HF id or folder of SAM (``facebook/sam-vit-base``)
 ``SEMCODEC_DEVICE``           torch device for the HF models (default ``cpu``)
+``SEMCODEC_DTYPE``            dtype of the VLM and the LLM: fp32 (default), fp16, bf16
+``SEMCODEC_DEVICE_MAP``       ``device_map`` of the VLM and the LLM (e.g. ``auto``: spread over
+                              the GPUs with accelerate); overrides ``SEMCODEC_DEVICE`` for them
 ============================  ===============================================================
 
-Weights are never downloaded implicitly on these machines; an HF id works where the hub is
-reachable (or already cached), a local folder works everywhere.
+Weights are never downloaded implicitly: an HF id is read from the local Hugging Face cache
+(``SEMCODEC_ALLOW_DOWNLOADS=1`` lets the commands fetch it first), a local folder works everywhere.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ _ENV = {
     "grounding_dino": "SEMCODEC_GROUNDING_DINO",
     "sam": "SEMCODEC_SAM",
     "device": "SEMCODEC_DEVICE",
+    "dtype": "SEMCODEC_DTYPE",
+    "device_map": "SEMCODEC_DEVICE_MAP",
 }
 
 
@@ -49,6 +54,8 @@ class SemanticConfig:
     grounding_dino: str | None = None
     sam: str | None = None
     device: str = "cpu"
+    dtype: str = "fp32"
+    device_map: str | None = None
     max_new_tokens: int = 160
     chat_timeout: float = 120.0
 
@@ -77,6 +84,11 @@ class SemanticConfig:
 
     # -- factories: each raises MissingComponentError naming what to set ---------------------------
 
+    def _placement(self) -> dict[str, Any]:
+        """Keywords of the VLM/LLM loaders: device, dtype, device_map, generation length."""
+        return {"device": self.device, "dtype": self.dtype, "device_map": self.device_map,
+                "max_new_tokens": self.max_new_tokens}
+
     def chat_endpoint(self):
         from .chat import ChatEndpoint
 
@@ -93,7 +105,7 @@ class SemanticConfig:
         if self.vlm:
             from .chat import HFVisionChat
 
-            return HFVisionChat.load(self.vlm, device=self.device, max_new_tokens=self.max_new_tokens)
+            return HFVisionChat.load(self.vlm, **self._placement())
         if self.chat_url:
             return self.chat_endpoint()
         raise MissingComponentError(
@@ -110,8 +122,8 @@ class SemanticConfig:
             from .chat import HFTextChat, HFVisionChat
 
             if self.llm:
-                return HFTextChat.load(self.llm, device=self.device, max_new_tokens=self.max_new_tokens)
-            return HFVisionChat.load(self.vlm, device=self.device, max_new_tokens=self.max_new_tokens)
+                return HFTextChat.load(self.llm, **self._placement())
+            return HFVisionChat.load(self.vlm, **self._placement())
         raise MissingComponentError(
             "no language model configured for semantic residual retrieval: set SEMCODEC_CHAT_URL + "
             "SEMCODEC_CHAT_MODEL, or SEMCODEC_LLM (HF causal LM folder), or SEMCODEC_VLM"

@@ -132,6 +132,12 @@ def add_run_arguments(ap: argparse.ArgumentParser, lr: float) -> None:
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (with a checkpoint) after this wall time")
     ap.add_argument("--ckpt-every", type=int, default=0, help="also checkpoint every N steps (0: only at the end)")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt (model, optimiser, step)")
+    ap.add_argument("--device", default="cpu", help="torch device of every model part (cpu, cuda, cuda:1)")
+    ap.add_argument("--batch", type=int, default=1, help="crops per micro-batch")
+    ap.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimiser step")
+    ap.add_argument("--amp", choices=("none", "fp16", "bf16"), default="none",
+                    help="mixed precision (autocast; fp16 with loss scaling, CUDA only)")
+    ap.add_argument("--workers", type=int, default=0, help="threads reading and cropping images (0: inline)")
 
 
 def perco_arguments(ap: argparse.ArgumentParser) -> None:

@@ -29,6 +29,17 @@ SD_MODEL_ENV = "SEMCODEC_SD_MODEL"
 CONTROLNET_ENV = "SEMCODEC_CONTROLNET"
 
 _PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+_DTYPE_NAMES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
+
+
+def torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """``"fp16"`` / ``"float16"`` / ``torch.float16`` → ``torch.float16``."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    found = _DTYPE_NAMES.get(str(dtype)) or getattr(torch, str(dtype), None)
+    if not isinstance(found, torch.dtype):
+        raise MissingComponentError(f"unknown dtype {dtype!r}; use one of fp32, fp16, bf16")
+    return found
 
 
 @dataclass
@@ -92,8 +103,13 @@ class DiffusionComponents:
 
     @classmethod
     def from_sources(cls, model: str | None = None, *, with_controlnet: bool = False, device: str = "cpu",
-                     **parts: Any) -> DiffusionComponents:
-        return cls(ComponentSources.from_options(model, **parts), with_controlnet=with_controlnet, device=device)
+                     dtype: str | torch.dtype = torch.float32, **parts: Any) -> DiffusionComponents:
+        return cls(ComponentSources.from_options(model, **parts), with_controlnet=with_controlnet, device=device,
+                   dtype=torch_dtype(dtype))
+
+    def place(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` on the models' device and, when floating point, in their dtype (noise, masks, maps)."""
+        return x.to(self.device, self.dtype) if x.is_floating_point() else x.to(self.device)
 
     # ---- identity (no weights loaded)
     @property
@@ -193,7 +209,7 @@ class DiffusionComponents:
     def decode_latents(self, z: torch.Tensor) -> np.ndarray:
         vae = self.vae
         shift = getattr(vae.config, "shift_factor", None) or 0.0
-        x = vae.decode(z / float(getattr(vae.config, "scaling_factor", 1.0)) + shift).sample
+        x = vae.decode(self.place(z) / float(getattr(vae.config, "scaling_factor", 1.0)) + shift).sample
         x = ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         return x.permute(1, 2, 0).cpu().numpy()
 

@@ -3,16 +3,18 @@
 Every loader takes the *source* (``"stabilityai/stable-diffusion-2-1-base"`` or a local folder such as ``path/to/sd21``) and a
 subfolder (the diffusers pipeline layout: ``unet/ vae/ text_encoder/ tokenizer/ scheduler/``). A bare
 ``save_pretrained`` folder works too: when ``source/<subfolder>`` is absent but ``source`` itself holds
-a config, the folder is used directly. Nothing here downloads unless the source is a hub id and the
-machine can reach the hub; a missing model raises :class:`MissingComponentError` saying what to set.
+a config, the folder is used directly. A hub id is resolved to its snapshot in the local Hugging Face
+cache (downloaded first only with ``$SEMCODEC_ALLOW_DOWNLOADS=1``); a missing model raises
+:class:`MissingComponentError` saying what to set.
 
 :func:`component_identity` fingerprints what was loaded so a profile can put it into
-``Profile.config()``: a file decoded with different weights then fails the header hash check instead of
-silently producing another image.
+``Profile.config()`` from the files' content: a file decoded with different weights then fails the header
+hash check instead of silently producing another image, and the same weights match however they are named.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 from pathlib import Path
@@ -37,20 +39,55 @@ SCHEDULER_KINDS = {
 }
 
 
-def _resolve(source: str | os.PathLike, subfolder: str | None) -> tuple[str, str | None]:
-    """``(path_or_id, subfolder)`` to hand to ``from_pretrained``."""
+def _resolve(source: str | os.PathLike, subfolder: str | None, revision: str | None = None) -> tuple[str, str | None]:
+    """``(local folder, None)`` to hand to ``from_pretrained``: a folder as given, a hub id as its snapshot
+    in the local Hugging Face cache (:func:`hub_snapshot`), so what is loaded is what is fingerprinted."""
     src = Path(source).expanduser()
-    if src.is_dir():
-        if subfolder and (src / subfolder).is_dir():
-            return str(src / subfolder), None
-        if any((src / n).is_file() for n in _CONFIG_NAMES) or any(src.glob("*.safetensors")):
-            return str(src), None
-        if subfolder:
-            raise MissingComponentError(f"{src} has neither a {subfolder}/ folder nor a model config")
-        raise MissingComponentError(f"{src} holds no model config (config.json)")
-    if str(source).startswith((".", "/", "~")) or os.sep in str(source) and str(source).count("/") > 1:
-        raise MissingComponentError(f"model folder {source} does not exist")
-    return str(source), subfolder
+    if not src.is_dir():
+        if str(source).startswith((".", "/", "~")) or os.sep in str(source) and str(source).count("/") > 1:
+            raise MissingComponentError(f"model folder {source} does not exist")
+        src = hub_snapshot(str(source), subfolder, revision)
+    if subfolder and (src / subfolder).is_dir():
+        return str(src / subfolder), None
+    if any((src / n).is_file() for n in _CONFIG_NAMES) or any(src.glob("*.safetensors")):
+        return str(src), None
+    if subfolder:
+        raise MissingComponentError(f"{source} has neither a {subfolder}/ folder nor a model config")
+    raise MissingComponentError(f"{source} holds no model config (config.json)")
+
+
+#: weight files of other precisions/variants: never downloaded, never fingerprinted
+_VARIANTS = ("*.fp16.*", "*.non_ema.*", "*.ema.*", "*.bf16.*")
+_CONFIG_SUFFIXES = (".json", ".txt", ".model")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".ckpt")
+
+
+def hub_snapshot(repo_id: str, subfolder: str | None, revision: str | None = None) -> Path:
+    """The snapshot folder of ``repo_id`` in the local HF cache; downloaded first (config, tokenizer files
+    and the safetensors weights of ``subfolder``, else its .bin weights) when
+    ``$SEMCODEC_ALLOW_DOWNLOADS=1``. A missing snapshot is a :class:`MissingComponentError` naming the part."""
+    from huggingface_hub import snapshot_download
+
+    from ...paths import ALLOW_DOWNLOADS_ENV, downloads_allowed
+
+    what = subfolder or "model"
+    kw: dict[str, Any] = {"revision": revision, "ignore_patterns": list(_VARIANTS)}
+    try:
+        if not downloads_allowed():
+            return Path(snapshot_download(repo_id, local_files_only=True, **kw))
+        prefix = f"{subfolder}/" if subfolder else ""
+        snap = Path(snapshot_download(repo_id, allow_patterns=[prefix + "*" + x for x in (*_CONFIG_SUFFIXES,
+                                                                                         ".safetensors")], **kw))
+        folder = snap / subfolder if subfolder and (snap / subfolder).is_dir() else snap
+        if (folder / "config.json").is_file() and not any(folder.glob("*.safetensors")):
+            snapshot_download(repo_id, allow_patterns=[prefix + "*.bin"], **kw)
+        return snap
+    except Exception as e:  # not cached, no network, unknown repo or revision
+        hint = (f"downloads are off: run once with {ALLOW_DOWNLOADS_ENV}=1 to fill the Hugging Face cache"
+                if not downloads_allowed() else "the hub could not be reached or has no such repository")
+        raise MissingComponentError(
+            f"the {what} of {repo_id}{'@' + revision if revision else ''} is not in the local Hugging Face cache"
+            f" ({type(e).__name__}); {hint}, or point --set model=... at a local folder") from None
 
 
 def _wrap(what: str, source: Any, err: Exception) -> MissingComponentError:
@@ -79,7 +116,7 @@ def load_unet(source: str | os.PathLike, subfolder: str | None = "unet", *, revi
     """A ``UNet2DConditionModel`` (or ``cls``, e.g. a subclass with extra input channels)."""
     from diffusers import UNet2DConditionModel
 
-    path, sub = _resolve(source, subfolder)
+    path, sub = _resolve(source, subfolder, revision)
     try:
         model = (cls or UNet2DConditionModel).from_pretrained(path, subfolder=sub, revision=revision, torch_dtype=dtype)
     except (OSError, ValueError) as e:
@@ -96,7 +133,7 @@ def load_controlnet(source: str | os.PathLike, subfolder: str | None = None, *, 
 
     from .latent_control import LatentControlNetModel, control_kind_of
 
-    path, sub = _resolve(source, subfolder)
+    path, sub = _resolve(source, subfolder, revision)
     try:
         found = control_kind_of(_load_config(ControlNetModel, path, sub, revision))
         if kind is not None and kind != found:
@@ -113,7 +150,7 @@ def load_vae(source: str | os.PathLike, subfolder: str | None = "vae", *, revisi
     """``AutoencoderKL``, ``AutoencoderTiny`` or another diffusers ``Autoencoder*`` named by its config."""
     import diffusers
 
-    path, sub = _resolve(source, subfolder)
+    path, sub = _resolve(source, subfolder, revision)
     try:
         config = _load_config(diffusers.AutoencoderKL, path, sub, revision)
         name = str(config.get("_class_name", "AutoencoderKL"))
@@ -130,7 +167,7 @@ def load_text_encoder(source: str | os.PathLike, subfolder: str | None = "text_e
     """The prompt encoder: ``CLIPTextModel`` for SD 1.x/2.x, any transformers ``AutoModel`` otherwise."""
     from transformers import AutoConfig, AutoModel, CLIPTextModel
 
-    path, sub = _resolve(source, subfolder)
+    path, sub = _resolve(source, subfolder, revision)
     kw: dict[str, Any] = {"subfolder": sub or ""}
     if revision:
         kw["revision"] = revision
@@ -148,7 +185,7 @@ def load_tokenizer(source: str | os.PathLike, subfolder: str | None = "tokenizer
     """The tokenizer matching the text encoder (``CLIPTokenizer`` for SD)."""
     from transformers import AutoTokenizer
 
-    path, sub = _resolve(source, subfolder)
+    path, sub = _resolve(source, subfolder, revision)
     kw: dict[str, Any] = {"subfolder": sub or ""}
     if revision:
         kw["revision"] = revision
@@ -164,7 +201,7 @@ def load_scheduler(source: str | os.PathLike, subfolder: str | None = "scheduler
     the model's beta schedule and prediction type (how diffusers pipelines swap samplers)."""
     import diffusers
 
-    path, sub = _resolve(source, subfolder)
+    path, sub = _resolve(source, subfolder, revision)
     try:
         config = _load_config(diffusers.DDIMScheduler, path, sub, revision)
     except (OSError, ValueError) as e:
@@ -195,38 +232,34 @@ def _hash_file(path: Path, h: Any) -> None:
             h.update(f.read(HASH_EDGE))
 
 
-def _local_dir(source: str | os.PathLike, subfolder: str | None, revision: str | None) -> Path | None:
-    src = Path(source).expanduser()
-    if src.is_dir():
-        path, _ = _resolve(src, subfolder)
-        return Path(path)
-    try:  # a hub id already in the local cache: fingerprint the cached files
-        from huggingface_hub import snapshot_download
+def identity_files(folder: Path) -> list[Path]:
+    """What a fingerprint covers: config and tokenizer files, and the weights ``from_pretrained`` loads
+    (the safetensors files when there are any, else .bin/.pth/.ckpt; other precisions/variants never),
+    so a full local clone and a cache holding only the loaded files give the same fingerprint."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(
+        part.startswith(".") for part in p.relative_to(folder).parts))
+    configs = [p for p in files if p.suffix in _CONFIG_SUFFIXES]
+    weights = [p for p in files if p.suffix in _WEIGHT_SUFFIXES and not _is_variant(p)]
+    safetensors = [p for p in weights if p.suffix == ".safetensors"]
+    return sorted(configs + (safetensors or weights))
 
-        snap = Path(snapshot_download(str(source), revision=revision, local_files_only=True))
-    except Exception:
-        return None
-    return snap / subfolder if subfolder and (snap / subfolder).is_dir() else snap
+
+def _is_variant(path: Path) -> bool:
+    return any(fnmatch.fnmatch(path.name, pat) for pat in _VARIANTS)
 
 
 def component_identity(source: str | os.PathLike, subfolder: str | None = None, *,
                        revision: str | None = None) -> str:
-    """Short stable fingerprint of a component: sha256 over its config and weight files (names, sizes,
-    contents; files over 64 MiB by size + first/last 4 MiB). Hub ids not in the local cache fall back to
-    ``"<id>@<revision>"``: the receiver must then load the same revision."""
+    """Short stable fingerprint of a component's *content*: sha256 over :func:`identity_files` (names,
+    sizes, contents; files over 64 MiB by size + first/last 4 MiB). A hub id is resolved to its snapshot
+    files first, so a model named by hub id, by its cache folder or by a copy fingerprints the same."""
     key = (str(source), f"{subfolder}@{revision}")
     if key in _ID_CACHE:
         return _ID_CACHE[key]
-    folder = _local_dir(source, subfolder, revision)
-    if folder is None:
-        ident = f"{source}@{revision or 'main'}" + (f"/{subfolder}" if subfolder else "")
-    else:
-        h = hashlib.sha256()
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(
-            part.startswith(".") for part in p.relative_to(folder).parts))
-        for p in files:
-            if p.suffix in (".json", ".txt", ".safetensors", ".bin", ".model", ".pth", ".ckpt"):
-                _hash_file(p, h)
-        ident = "sha256:" + h.hexdigest()[:16]
+    folder = Path(_resolve(source, subfolder, revision)[0])
+    h = hashlib.sha256()
+    for p in identity_files(folder):
+        _hash_file(p, h)
+    ident = "sha256:" + h.hexdigest()[:16]
     _ID_CACHE[key] = ident
     return ident

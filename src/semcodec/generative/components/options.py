@@ -15,6 +15,8 @@ from ...profiles.settings import Settings, option
 from .bundle import CONTROLNET_ENV, DiffusionComponents
 
 PART_OPTIONS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "revision")
+#: ``dtype`` option values → torch dtype names (loaded lazily: this module imports no torch model code)
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 @dataclass(frozen=True)
@@ -26,10 +28,20 @@ class DiffusionOptions(Settings):
     tokenizer: str | None = option(None, "folder overriding the model's tokenizer")
     scheduler: str | None = option(None, "folder overriding the model's scheduler config")
     revision: str | None = option(None, "hub revision of the model")
+    # where the models run (not hashed: the file does not depend on it; bit-exact decoding needs the
+    # encoder's device and dtype)
+    device: str = option("cpu", "torch device of every model part (cpu, cuda, cuda:1, mps)")
+    dtype: str = option("fp32", "dtype of every model part", choices=tuple(DTYPES))
+    decode_budget: int | None = option(None, "most network evaluations one file may ask the decoder for"
+                                       " (default $SEMCODEC_DECODE_BUDGET or 4000)", low=1)
 
     def parts(self) -> dict[str, Any]:
         """Per-part overrides that are set (``None`` ones left out: the model folder provides them)."""
         return {k: getattr(self, k) for k in PART_OPTIONS if getattr(self, k) is not None}
+
+    def placement(self) -> dict[str, Any]:
+        """``device`` and ``dtype`` keywords of :meth:`DiffusionComponents.from_sources`."""
+        return {"device": self.device, "dtype": self.dtype}
 
 
 @dataclass(frozen=True)
@@ -44,7 +56,6 @@ class ReferenceDiffusionOptions(DiffusionOptions):
     base_scale: int = option(1, "the base image is coded downscaled by this factor", low=1)
     base_options: dict[str, Any] = option({}, "options of the base profile (a JSON object)")
     scheduler_kind: str | None = option("ddim", "sampler (ddim; null: the model's own scheduler)")
-    device: str = option("cpu", "torch device")
 
     def controlnet_source(self) -> str | None:
         return self.controlnet or os.environ.get(CONTROLNET_ENV) or None
@@ -53,5 +64,5 @@ class ReferenceDiffusionOptions(DiffusionOptions):
         """The diffusion parts (loaded on first use), with the ControlNet when one is set."""
         return DiffusionComponents.from_sources(
             self.model, with_controlnet=self.controlnet is not None, controlnet=self.controlnet,
-            use_controlnet_env=False, scheduler_kind=self.scheduler_kind, device=self.device, control=self.control,
+            use_controlnet_env=False, scheduler_kind=self.scheduler_kind, control=self.control, **self.placement(),
             **self.parts())

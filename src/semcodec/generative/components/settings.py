@@ -6,6 +6,11 @@ Real-valued settings travel as integers in 1/100 units; both profiles quantise t
 
 from __future__ import annotations
 
+import importlib.util
+import os
+from collections.abc import Mapping
+from typing import Any
+
 from ...errors import SemcodecError
 
 CENTI = 100
@@ -20,10 +25,24 @@ def centi(x: float) -> int:
 
 
 def diffusion_available() -> str | None:
-    """None when diffusers and transformers import, else what to install."""
-    try:
-        import diffusers  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as e:
-        return f"needs diffusers and transformers ({e.name} missing): pip install diffusers transformers"
+    """None when diffusers and transformers are installed, else what to install (found, not imported:
+    ``semcodec profiles`` must stay fast and load no model library)."""
+    missing = [m for m in ("diffusers", "transformers") if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"needs diffusers and transformers ({', '.join(missing)} missing): pip install diffusers transformers"
     return None
+
+
+def weights_configured(options: Mapping[str, Any], env_var: str, keys: tuple[str, ...] = ("model",)) -> str | None:
+    """None when the profile's weights are named (an option in ``keys`` or ``$env_var``), else what to set.
+
+    Only looks at names, never at the weights, so the check is instant; a wrong path is reported when
+    the profile loads it."""
+    if any(options.get(k) for k in keys) or os.environ.get(env_var):
+        return None
+    return f"needs weights: set {env_var} or --set model=..."
+
+
+def generative_availability(options: Mapping[str, Any], env_var: str, keys: tuple[str, ...] = ("model",)) -> str | None:
+    """Libraries first, then weights: the availability of a diffusion profile built with ``options``."""
+    return diffusion_available() or weights_configured(options, env_var, keys)

@@ -33,10 +33,10 @@ def _byte_level_vocab() -> dict[str, int]:
 
 
 def build_tiny_sd(folder: str | Path, *, seed: int = 0, vae: str = "kl", latent_channels: int = 4,
-                  controlnet: bool = True, cross_dim: int = 16) -> Path:
+                  controlnet: bool = True, cross_dim: int = 16, prediction_type: str = "epsilon") -> Path:
     """Write a tiny random SD pipeline (+ ControlNet) to ``folder``; returns the folder.
 
-    Geometry: VAE factor 4 (3 blocks) and a 2-level UNet, so a 32×32 image is an 8×8 latent and image
+    ``prediction_type="v_prediction"`` gives a v model (as SD 2.1-768). Geometry: VAE factor 4 (3 blocks) and a 2-level UNet, so a 32×32 image is an 8×8 latent and image
     sides must be multiples of 8.
     """
     from diffusers import AutoencoderKL, AutoencoderTiny, ControlNetModel, DDIMScheduler, UNet2DConditionModel
@@ -84,5 +84,6 @@ def build_tiny_sd(folder: str | Path, *, seed: int = 0, vae: str = "kl", latent_
                             model_max_length=MAX_TOKENS)
         tok.save_pretrained(folder / "tokenizer")
     DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
-                  set_alpha_to_one=False, steps_offset=1).save_pretrained(folder / "scheduler")
+                  set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type,
+                  ).save_pretrained(folder / "scheduler")
     return folder

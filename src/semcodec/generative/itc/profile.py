@@ -29,10 +29,17 @@ from ...container.params import pack_params, unpack_params
 from ...errors import FormatError, MissingComponentError, RateError, SemcodecError
 from ...image.base import scaled_base
 from ...profiles import EncodeRequest, Profile, option
-from ..components import fixed_threads
+from ..components import SD_MODEL_ENV, fixed_threads
+from ..components.budget import (
+    check_budget,
+    check_decoder_steps,
+    check_encoder_steps,
+    decode_budget,
+    passes,
+)
 from ..components.options import ReferenceDiffusionOptions
-from ..components.sampling import SamplerSettings, restore
-from ..components.settings import CENTI, MAX_STEPS, diffusion_available
+from ..components.sampling import SamplerSettings, restore, start_index
+from ..components.settings import CENTI, MAX_STEPS, generative_availability
 from .caption import caption_for
 
 MODES = ("img2img", "controlnet")
@@ -87,7 +94,11 @@ class ItcProfile(Profile):
 
     @classmethod
     def availability(cls) -> str | None:
-        return diffusion_available()
+        return cls.availability_for({})
+
+    @classmethod
+    def availability_for(cls, options: dict[str, Any]) -> str | None:
+        return generative_availability(options, SD_MODEL_ENV)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -98,6 +109,12 @@ class ItcProfile(Profile):
             "base": self.base.config(),
         }
 
+    def _check_cost(self, sampler: SamplerSettings, control: bool) -> None:
+        """Decoder work of these settings within the decode budget (both sides)."""
+        run = sampler.steps - start_index(sampler.steps, sampler.strength)
+        check_budget(run * passes(sampler.guidance, control), decode_budget(self.settings.decode_budget), "itc",
+                     f"{run} steps × {passes(sampler.guidance, control)} passes")
+
     # ------------------------------------------------------------------ encode
     def _params(self, n_base: int) -> bytes:
         return pack_params(PARAMS_SCHEMA, {"version": 1, **self.settings.wire_values(), "n_base": n_base})
@@ -105,6 +122,8 @@ class ItcProfile(Profile):
     def encode(self, request: EncodeRequest) -> list[Stream]:
         from ...text import encode_text_stream
 
+        check_encoder_steps(self.components.scheduler, self.sampler.steps, "itc")
+        self._check_cost(self.sampler, self.mode == "controlnet")
         caption = caption_for(request, self.captioner)
         text = Stream(StreamKind.TEXT, encode_text_stream(caption))
         # PARAMS size depends on n_base only through one varint byte (< 128 streams).
@@ -133,10 +152,12 @@ class ItcProfile(Profile):
         mode = w["mode"]
         if mode == "controlnet" and not self.components.with_controlnet:
             raise MissingComponentError("this itc file needs a ControlNet: set SEMCODEC_CONTROLNET or --set controlnet=...")
-        caption = self.text_of(streams, 1, texts)
-        base = self.base.decode_streams(streams[2 : 2 + n_base], width, height)
         settings = SamplerSettings(seed=int(w["seed"]), steps=int(w["steps"]), strength=w["strength"],
                                    guidance=w["guidance"], control_scale=w["control_scale"])
+        check_decoder_steps(self.components.scheduler, settings.steps, "itc")
+        self._check_cost(settings, mode == "controlnet")
+        caption = self.text_of(streams, 1, texts)
+        base = self.base.decode_streams(streams[2 : 2 + n_base], width, height)
         with fixed_threads():
             return restore(self.components, base, caption, settings,
                            control_image=base if mode == "controlnet" else None)

@@ -37,7 +37,7 @@ def _to01(image: np.ndarray) -> torch.Tensor:
 
 
 def _from01(x: torch.Tensor) -> np.ndarray:
-    return (x[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return (x[0].float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
 class TAEF2Space:
@@ -54,7 +54,8 @@ class TAEF2Space:
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> np.ndarray:
-        return _from01(self.model.decode(z))
+        """``z`` from wherever the diffusion model ran; TAEF2 itself stays on the CPU in float32."""
+        return _from01(self.model.decode(z.to("cpu", torch.float32)))
 
 
 class DiffusersSpace:

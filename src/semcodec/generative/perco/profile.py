@@ -35,8 +35,16 @@ from ...errors import FormatError, MissingComponentError, RateError
 from ...profiles import EncodeRequest, Profile, option
 from ...text.base import TEXT_CODERS
 from ..components import DiffusionComponents, component_identity, fixed_threads, seeded_noise
+from ..components.budget import (
+    check_budget,
+    check_decoder_steps,
+    check_encoder_steps,
+    decode_budget,
+    passes,
+)
 from ..components.options import DiffusionOptions
 from ..components.sampling import fresh_scheduler, pad_to_multiple
+from ..components.settings import generative_availability
 from ..latent.vae import is_taef2, load_latent_space
 from ..latent.vq import PercoHead, grid_for, index_bits, pack_indices, unpack_indices
 from .unet import perco_eps
@@ -89,7 +97,8 @@ class PercoProfile(Profile):
         parts = s.parts()
         if s.vae and is_taef2(s.vae):
             parts.pop("vae")  # the TAEF2 autoencoder is loaded by the latent space, not the bundle
-        self.bundle = DiffusionComponents.from_sources(model, scheduler_kind=s.scheduler_kind, **parts)
+        self.bundle = DiffusionComponents.from_sources(model, scheduler_kind=s.scheduler_kind, **s.placement(),
+                                                       **parts)
         head_dir = Path(s.head) if s.head else (Path(model) / "perco" if model else None)
         if head_dir is None or not (head_dir / "model.safetensors").is_file():
             raise MissingComponentError(f"PerCo head (hyper-encoder + codebook) not found at {head_dir}")
@@ -102,18 +111,17 @@ class PercoProfile(Profile):
 
     @classmethod
     def availability(cls) -> str | None:
-        try:
-            import diffusers  # noqa: F401
-            import transformers  # noqa: F401
-        except ImportError as e:
-            return f"needs diffusers and transformers ({e.name} missing): pip install diffusers transformers"
-        return None
+        return cls.availability_for({})
+
+    @classmethod
+    def availability_for(cls, options: dict[str, Any]) -> str | None:
+        return generative_availability(options, MODEL_ENV, keys=("model", "unet"))
 
     # ------------------------------------------------------------------ components
     @property
     def head(self) -> PercoHead:
-        if self._head is None:
-            self._head = PercoHead.load(self.head_dir)
+        if self._head is None:  # on the models' device and dtype: its maps and ∅ feed the UNet
+            self._head = PercoHead.load(self.head_dir).to(self.bundle.device, self.bundle.dtype)
         return self._head
 
     @property
@@ -140,15 +148,21 @@ class PercoProfile(Profile):
     def _multiple(self) -> int:
         return self.space.factor * 2 ** (len(self.bundle.unet.config.block_out_channels) - 1)
 
+    def _check_cost(self, steps: int, guidance: float) -> None:
+        p = passes(guidance, False)
+        check_budget(steps * p, decode_budget(self.settings.decode_budget), "perco", f"{steps} steps × {p} passes")
+
     # ------------------------------------------------------------------ encode
     def encode(self, request: EncodeRequest) -> list[Stream]:
         from ...text import encode_text_stream, get_text_coder
 
+        check_encoder_steps(self.bundle.scheduler, self.steps, "perco")
+        self._check_cost(self.steps, self.guidance)
         text = Stream(StreamKind.TEXT, encode_text_stream(request.caption or "", get_text_coder(self.text_coder)))
         V = self.head.V
         padded = pad_to_multiple(request.image, self._multiple())
         with fixed_threads(), torch.no_grad():
-            z = self.space.encode(padded)
+            z = self.bundle.place(self.space.encode(padded))
         h, w = z.shape[-2:]
 
         def cost(grid: tuple[int, int]) -> int:
@@ -185,6 +199,8 @@ class PercoProfile(Profile):
         p = unpack_params(PARAMS_SCHEMA, streams[0].payload)
         if p["version"] != 1 or p["V"] != self.head.V or not 1 <= p["steps"] <= MAX_STEPS:
             raise FormatError("perco PARAMS do not match this model")
+        check_decoder_steps(self.bundle.scheduler, int(p["steps"]), "perco")
+        self._check_cost(int(p["steps"]), float(p["guidance"]))
         caption = self.text_of(streams, 1, texts)
         m = self._multiple()
         ph, pw = height + (-height) % m, width + (-width) % m
@@ -192,7 +208,7 @@ class PercoProfile(Profile):
         gh, gw = int(p["gh"]), int(p["gw"])
         if not (1 <= gh <= h and 1 <= gw <= w):
             raise FormatError(f"perco grid {gh}x{gw} does not fit a {h}x{w} latent")
-        idx = torch.tensor(unpack_indices(streams[2].payload, gh * gw, self.head.V)).view(1, gh, gw)
+        idx = self.bundle.place(torch.tensor(unpack_indices(streams[2].payload, gh * gw, self.head.V)).view(1, gh, gw))
         with fixed_threads(), torch.no_grad():
             z = self.sample(idx, caption, (h, w), int(p["seed"]), int(p["steps"]), float(p["guidance"]))
             img = self.space.decode(z)
@@ -211,7 +227,7 @@ class PercoProfile(Profile):
                                         f" text encoder output {tuple(text.shape[1:])}")
         sched = fresh_scheduler(self.bundle, steps)
         C = int(unet.config.out_channels)
-        x = seeded_noise((1, C, *size), seed) * float(getattr(sched, "init_noise_sigma", 1.0))
+        x = self.bundle.place(seeded_noise((1, C, *size), seed)) * float(getattr(sched, "init_noise_sigma", 1.0))
         for t in sched.timesteps:
             eps = perco_eps(unet, sched.scale_model_input(x, t), t, z_l, text, null, guidance)
             x = sched.step(eps, t, x).prev_sample

@@ -29,11 +29,13 @@ def expand_unet_inputs(unet: nn.Module, extra: int, seed: int = 0, std: float = 
     if old.in_channels != out_ch:
         raise ValueError(f"UNet has {old.in_channels} inputs for {out_ch} outputs; cannot add {extra} channels")
     new = nn.Conv2d(old.in_channels + extra, old.out_channels, old.kernel_size, padding=old.padding)
-    gen = torch.Generator().manual_seed(seed)
+    new = new.to(old.weight.device, old.weight.dtype)  # where the UNet is
+    gen = torch.Generator().manual_seed(seed)  # drawn on the CPU: the same start on every device
     with torch.no_grad():
         new.weight.zero_()
         new.weight[:, : old.in_channels] = old.weight
-        new.weight[:, old.in_channels :] = torch.randn(new.weight[:, old.in_channels :].shape, generator=gen) * std
+        fresh = torch.randn(new.weight[:, old.in_channels :].shape, generator=gen) * std
+        new.weight[:, old.in_channels :] = fresh.to(new.weight.device, new.weight.dtype)
         new.bias.copy_(old.bias)
     unet.conv_in = new
     unet.register_to_config(in_channels=old.in_channels + extra)

@@ -23,7 +23,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -35,11 +35,14 @@ from ...paths import PACKAGE_WEIGHTS
 from ...profiles import EncodeRequest, Profile, option
 from ...text.base import TEXT_CODERS
 from ..components import DiffusionComponents, component_identity, fixed_threads, seeded_noise
+from ..components.budget import check_budget, decode_budget, passes
 from ..components.options import DiffusionOptions
 from ..components.sampling import pad_to_multiple
-from ..latent.codec import MAX_Q_INDEX, LatentHyperprior
 from ..latent.vae import is_taef2, load_latent_space, vae_unavailable_reason
-from .scheduler import CompressionAwareScheduler, start_step_for_distortion
+
+if TYPE_CHECKING:  # compressai and diffusers load with the codec and the sampler, not with the profile class
+    from ..latent.codec import LatentHyperprior
+    from .scheduler import CompressionAwareScheduler
 
 MODEL_ENV = "SEMCODEC_RESULIC_MODEL"
 VAE_ENV = "SEMCODEC_RESULIC_VAE"
@@ -110,8 +113,8 @@ class ResulicProfile(Profile):
         parts = {k: v for k, v in s.parts().items() if k != "vae"}
         if self.vae_spec and not is_taef2(self.vae_spec):
             parts["vae"] = self.vae_spec
-        self.bundle = DiffusionComponents.from_sources(self.model, **parts) if (self.model or parts.get("unet")) \
-            else None
+        self.bundle = (DiffusionComponents.from_sources(self.model, **s.placement(), **parts)
+                       if (self.model or parts.get("unet")) else None)
         self._codec: LatentHyperprior | None = None
         self._space: Any = None
         self._sched: CompressionAwareScheduler | None = None
@@ -135,6 +138,8 @@ class ResulicProfile(Profile):
     @property
     def codec(self) -> LatentHyperprior:
         if self._codec is None:
+            from ..latent.codec import LatentHyperprior
+
             self._codec = LatentHyperprior.load(self.codec_dir)
         return self._codec
 
@@ -153,10 +158,9 @@ class ResulicProfile(Profile):
         """The CDM sampler with the diffusion model's noise schedule."""
         if self._sched is None:
             assert self.bundle is not None
-            cfg = self.bundle.scheduler.config
-            self._sched = CompressionAwareScheduler(
-                num_train_timesteps=int(cfg.num_train_timesteps), beta_start=float(cfg.beta_start),
-                beta_end=float(cfg.beta_end), beta_schedule=str(cfg.beta_schedule))
+            from .scheduler import CompressionAwareScheduler
+
+            self._sched = CompressionAwareScheduler.for_model(self.bundle.scheduler.config)
         return self._sched
 
     def config(self) -> dict[str, Any]:
@@ -193,6 +197,8 @@ class ResulicProfile(Profile):
 
     def encode(self, request: EncodeRequest) -> list[Stream]:
         from ...text import encode_text_stream, get_text_coder
+        from ..latent.codec import MAX_Q_INDEX
+        from .scheduler import start_step_for_distortion
 
         z = self._encode_latent(pad_to_multiple(request.image, self._multiple()))
         h, w = z.shape[-2:]
@@ -226,6 +232,8 @@ class ResulicProfile(Profile):
         n_r = 0
         if self.bundle is not None:
             n_r = self.n_r if self.n_r is not None else start_step_for_distortion(self.scheduler.alphas_cumprod, rel)
+        if self.bundle is not None:
+            self._check_cost(self.steps, n_r, self.guidance)
         streams[0] = Stream(StreamKind.PARAMS, self._params(int(self.bundle is not None), n_r))
         if request.max_bytes is not None and sum(s.framed_size() for s in streams) > request.max_bytes:
             raise RateError("resulic residual text does not fit the budget; shorten the caption or raise the rate")
@@ -235,8 +243,8 @@ class ResulicProfile(Profile):
         """VAE latent of the padded image; the last one is kept so several rate points encode once."""
         key = hashlib.sha1(padded.tobytes() + str(padded.shape).encode()).hexdigest()
         if getattr(self, "_last", (None,))[0] != key:
-            with fixed_threads(), torch.no_grad():
-                self._last = (key, self.space.encode(padded))
+            with fixed_threads(), torch.no_grad():  # the codec codes exactly on the CPU in float32
+                self._last = (key, self.space.encode(padded).to("cpu", torch.float32))
         return self._last[1]
 
     def _params(self, diffusion: int, n_r: int) -> bytes:
@@ -264,9 +272,15 @@ class ResulicProfile(Profile):
             if p["diffusion"]:
                 if not 0 <= p["n_r"] < int(self.scheduler.config.num_train_timesteps):
                     raise FormatError("resulic N_r out of range")
+                self._check_cost(int(p["steps"]), int(p["n_r"]), float(p["guidance"]))
                 z_c = self.refine(z_c, text, int(p["n_r"]), int(p["steps"]), float(p["guidance"]), int(p["seed"]))
             img = self.space.decode(z_c)
         return img[:height, :width]
+
+    def _check_cost(self, steps: int, n_r: int, guidance: float) -> None:
+        """The CDM runs at most N_r + 1 steps (its timesteps are N_r … 0)."""
+        run, p = min(steps, n_r + 1), passes(guidance, False)
+        check_budget(run * p, decode_budget(self.settings.decode_budget), "resulic", f"{run} steps × {p} passes")
 
     @torch.no_grad()
     def refine(self, z_c: torch.Tensor, text: str, n_r: int, steps: int, guidance: float, seed: int) -> torch.Tensor:
@@ -276,7 +290,8 @@ class ResulicProfile(Profile):
         sched.set_timesteps(steps, start_step=n_r)
         cond = self.bundle.encode_prompt([text])
         uncond = self.bundle.encode_prompt([""]) if guidance != 1.0 else None
-        x = sched.initial_sample(z_c, seeded_noise(tuple(z_c.shape), seed))
+        z_c = self.bundle.place(z_c)  # decoded on the CPU by the codec; the CDM runs where the UNet is
+        x = sched.initial_sample(z_c, self.bundle.place(seeded_noise(tuple(z_c.shape), seed)))
         for t in sched.timesteps:
             eps = self.bundle.guided_eps(x, t, cond, uncond, guidance)
             x = sched.step(eps, t, x).prev_sample

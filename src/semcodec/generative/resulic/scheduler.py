@@ -19,17 +19,25 @@ Writing x_t = √ᾱ_t·x_0 + σ_t·e_t with the "residual noise" e_t = ε + (k_
     x_s = √ᾱ_s · x̂_0 + k_s · r̂ + σ_s · ε̂                       (x_{−1} := x̂_0)
 
 For an oracle ê the sampler stays exactly on the forward path above (tested on a toy model).
+
+A UNet trained for another ``prediction_type`` is read through the same relation
+x_t = √ᾱ_t·x̂_0 + σ_t·ê: a v-prediction output v = √ᾱ_t·ê − σ_t·x̂_0 gives ê = √ᾱ_t·v + σ_t·x_t, a
+``sample`` output x̂_0 gives ê = (x_t − √ᾱ_t·x̂_0)/σ_t; :meth:`training_target` is the inverse map, so
+a CDM fine-tuned from SD 2.1-768 (v) keeps its parameterisation.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
+
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 
 @dataclass
@@ -39,7 +47,9 @@ class CDMSchedulerOutput(BaseOutput):
 
 
 class CompressionAwareScheduler(SchedulerMixin, ConfigMixin):
-    """Deterministic CDM sampler; call :meth:`set_anchor` (z_c) and :meth:`set_timesteps` before stepping."""
+    """Deterministic CDM sampler; call :meth:`set_anchor` (z_c) and :meth:`set_timesteps` before stepping.
+
+    Build it with :meth:`for_model` so the noise schedule and ``prediction_type`` are the UNet's own."""
 
     order = 1
     init_noise_sigma = 1.0
@@ -53,12 +63,20 @@ class CompressionAwareScheduler(SchedulerMixin, ConfigMixin):
             betas = torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64)
         else:
             raise NotImplementedError(f"beta_schedule {beta_schedule!r}")
-        if prediction_type != "epsilon":
-            raise NotImplementedError("CDM sampler supports epsilon prediction")
+        if prediction_type not in PREDICTION_TYPES:
+            raise NotImplementedError(f"prediction_type {prediction_type!r}; the CDM sampler reads"
+                                      f" {', '.join(PREDICTION_TYPES)}")
         self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)  # float64: exact, thread-independent
         self.timesteps = torch.tensor([], dtype=torch.long)
         self.start_step: int | None = None
         self.anchor: torch.Tensor | None = None
+
+    @classmethod
+    def for_model(cls, config: Any) -> CompressionAwareScheduler:
+        """The CDM sampler over a diffusers scheduler config (betas, timesteps, prediction type)."""
+        return cls(num_train_timesteps=int(config.num_train_timesteps), beta_start=float(config.beta_start),
+                   beta_end=float(config.beta_end), beta_schedule=str(config.beta_schedule),
+                   prediction_type=str(getattr(config, "prediction_type", None) or "epsilon"))
 
     # -- schedule -------------------------------------------------------------------------------------
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None,
@@ -112,6 +130,24 @@ class CompressionAwareScheduler(SchedulerMixin, ConfigMixin):
         """Training target e_t = ε + (k_t/σ_t)(z_c − x_0) for fine-tuning an ε-UNet into a CDM."""
         return noise + self.k(t) / math.sqrt(1 - self.abar(t)) * (z_c - x0)
 
+    def training_target(self, x0: torch.Tensor, z_c: torch.Tensor, noise: torch.Tensor, t: int) -> torch.Tensor:
+        """What the UNet learns at t, in the model's ``prediction_type`` (e_t, its velocity, or x_0)."""
+        e_t = self.residual_noise(x0, z_c, noise, t)
+        kind = self.config.prediction_type
+        if kind == "v_prediction":
+            return math.sqrt(self.abar(t)) * e_t - math.sqrt(1 - self.abar(t)) * x0
+        return x0 if kind == "sample" else e_t
+
+    def model_eps(self, model_output: torch.Tensor, t: int, sample: torch.Tensor) -> torch.Tensor:
+        """The model output as the residual noise ê (identity for an ε-prediction UNet)."""
+        kind = self.config.prediction_type
+        a, sig = math.sqrt(self.abar(t)), math.sqrt(1 - self.abar(t))
+        if kind == "v_prediction":
+            return a * model_output + sig * sample
+        if kind == "sample":
+            return (sample - a * model_output) / sig if sig > 0 else torch.zeros_like(sample)
+        return model_output
+
     def scale_model_input(self, sample: torch.Tensor, timestep: int | None = None) -> torch.Tensor:
         return sample
 
@@ -123,6 +159,7 @@ class CompressionAwareScheduler(SchedulerMixin, ConfigMixin):
         s = self.prev_timestep(t)
         a_t, a_s = self.abar(t), self.abar(s)
         sig_t, sig_s = math.sqrt(1 - a_t), math.sqrt(1 - a_s)
+        model_output = self.model_eps(model_output, t, sample)
         x0 = (sample - sig_t * model_output) / math.sqrt(a_t)
         r = self.anchor - x0
         eps = model_output - (self.k(t) / sig_t) * r if sig_t > 0 else torch.zeros_like(model_output)

@@ -19,6 +19,7 @@ rendered where the coded mask says. ``ref`` is the decoded reference image, fed 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -34,7 +35,9 @@ from ..components.sampling import (
     start_index,
     step_generator,
 )
-from .attention import AttentionStore, install_capture
+
+if TYPE_CHECKING:  # the capture processor imports diffusers: loaded when decoding, not with the profile
+    from .attention import AttentionStore
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ def latent_mask(mask: np.ndarray, shape: tuple[int, int], multiple_shape: tuple[
 def mask_attention_fraction(attn: torch.Tensor, mask: torch.Tensor, positions: tuple[int, ...]) -> torch.Tensor:
     """Σ_{m∈M} A_{m,k} / Σ_m A_{m,k} for each k in ``positions`` (``attn``: h·w × L, ``mask``: 1×1×h×w)."""
     a = attn[:, list(positions)]
-    m = mask.reshape(-1, 1).to(a.dtype)
+    m = mask.reshape(-1, 1).to(a.device, a.dtype)
     return (m * a).sum(0) / a.sum(0).clamp_min(1e-12)
 
 
@@ -128,10 +131,12 @@ def orag_decode(bundle: DiffusionComponents, reference: np.ndarray, overall: str
     control = bundle.control_image(padded) if bundle.controlnet is not None else None
     c_all = bundle.encode_prompt([overall])
     uncond = bundle.encode_prompt([""]) if settings.guidance != 1.0 else None
-    objs = [ObjectPrompt(p, name_positions(bundle, p, n), latent_mask(m, grid, padded.shape[:2]))
+    objs = [ObjectPrompt(p, name_positions(bundle, p, n), bundle.place(latent_mask(m, grid, padded.shape[:2])))
             for p, n, m in objects]
     conds = [bundle.encode_prompt([o.prompt]) for o in objs]
     z0_ref = bundle.encode_image(padded) if settings.strength < 1.0 else None
+    from .attention import AttentionStore, install_capture
+
     store = AttentionStore()
     gen = step_generator(settings.seed)
     with install_capture(bundle.unet, store):

@@ -29,9 +29,17 @@ from ...errors import FormatError, RateError, SemcodecError
 from ...image.base import scaled_base
 from ...profiles import EncodeRequest, Profile, option
 from ...semantic.objects.records import GroundedObject
-from ..components import fixed_threads
+from ..components import SD_MODEL_ENV, fixed_threads
+from ..components.budget import (
+    check_budget,
+    check_decoder_steps,
+    check_encoder_steps,
+    decode_budget,
+    passes,
+)
 from ..components.options import ReferenceDiffusionOptions
-from ..components.settings import CENTI, MAX_STEPS, diffusion_available
+from ..components.sampling import start_index
+from ..components.settings import CENTI, MAX_STEPS, generative_availability
 from . import masks as mask_stream
 from .orag import OragSettings, orag_decode
 from .semantics import MAX_OBJECTS, analyse, pack_texts, unpack_texts
@@ -89,7 +97,11 @@ class SedicProfile(Profile):
 
     @classmethod
     def availability(cls) -> str | None:
-        return diffusion_available()
+        return cls.availability_for({})
+
+    @classmethod
+    def availability_for(cls, options: dict[str, Any]) -> str | None:
+        return generative_availability(options, SD_MODEL_ENV)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -103,6 +115,17 @@ class SedicProfile(Profile):
             "masks": {"method": mask_stream.METHOD, "prior": _mask_prior_hash()},
         }
 
+    def _check_cost(self, o: OragSettings, n_objects: int) -> None:
+        """ORAG's work within the decode budget: every branch, the guidance passes, the global pass."""
+        control = self.components.with_controlnet
+        p = passes(o.guidance, control)
+        run = o.steps - start_index(o.steps, o.strength)
+        guided = run * n_objects * (2 if control else 1) * 2 if o.eta != 0.0 else 0  # forward + backward
+        final = (o.steps - start_index(o.steps, o.global_strength)) * p if o.global_strength > 0 else 0
+        check_budget(run * (1 + n_objects) * p + guided + final, decode_budget(self.settings.decode_budget),
+                     "sedic", f"{run} steps × {1 + n_objects} branches × {p} passes, attention guidance,"
+                     " global pass")
+
     # ------------------------------------------------------------------ encode
     def _params(self, n_objects: int, n_base: int) -> bytes:
         return pack_params(PARAMS_SCHEMA, {"version": 1, **self.settings.wire_values(), "n_objects": n_objects,
@@ -113,6 +136,8 @@ class SedicProfile(Profile):
 
         sem = analyse(request.image, request.caption, self.semantics, self.analysis == "auto")
         sem.objects = sem.objects[:MAX_OBJECTS]
+        check_encoder_steps(self.components.scheduler, self.sampler.steps, "sedic")
+        self._check_cost(self.sampler, len(sem.objects))
         own = [Stream(StreamKind.TEXT, encode_text_stream(pack_texts(sem)))]
         if sem.objects:
             own.append(Stream(StreamKind.MASK, mask_stream.encode_masks([o.mask for o in sem.objects],
@@ -140,15 +165,17 @@ class SedicProfile(Profile):
         first_base = 3 if n_obj else 2
         if first_base + n_base > len(streams) or (n_obj and streams[2].kind != StreamKind.MASK):
             raise FormatError("sedic: stream layout does not match the parameters")
-        overall, names = unpack_texts(self.text_of(streams, 1, texts), n_obj)
-        masks = (mask_stream.decode_masks(streams[2].payload, n_obj, width, height)
-                 if n_obj else [])
-        reference = self.base.decode_streams(streams[first_base : first_base + n_base], width, height)
         w = SedicSettings.from_wire(p)
         settings = OragSettings(
             seed=int(w["seed"]), steps=int(w["steps"]), strength=w["strength"], guidance=w["guidance"],
             control_scale=w["control_scale"], eta=w["eta"], t_prime=int(w["t_prime"]),
             global_strength=w["global_strength"])
+        check_decoder_steps(self.components.scheduler, settings.steps, "sedic")
+        self._check_cost(settings, n_obj)
+        overall, names = unpack_texts(self.text_of(streams, 1, texts), n_obj)
+        masks = (mask_stream.decode_masks(streams[2].payload, n_obj, width, height)
+                 if n_obj else [])
+        reference = self.base.decode_streams(streams[first_base : first_base + n_base], width, height)
         objects = [(GroundedObject(n, d, m).text, n, m) for (n, d), m in zip(names, masks, strict=True)]
         with fixed_threads():
             return orag_decode(self.components, reference, overall, objects, settings)

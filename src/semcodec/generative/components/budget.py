@@ -1,0 +1,81 @@
+"""Bounds on what one file may ask a diffusion decoder to do.
+
+Two checks, run by every diffusion profile:
+
+- ``steps`` must fit the model's own scheduler: DDIM with SD 2.1's config (1000 training timesteps,
+  ``steps_offset=1``) indexes timestep 1000 at 1000 steps. The encoder refuses such settings (it
+  would write a file its decoder cannot open) and the decoder rejects such a file as corrupt.
+- A per-file decode budget in network evaluations (UNet and ControlNet passes: steps × branches ×
+  guidance passes), so a few hundred bytes cannot ask for hours of decoding. The default is
+  :data:`DEFAULT_DECODE_BUDGET`; raise it with the profile option ``decode_budget`` or
+  ``$SEMCODEC_DECODE_BUDGET``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+from ...errors import FormatError, SemcodecError
+
+DECODE_BUDGET_ENV = "SEMCODEC_DECODE_BUDGET"
+#: 20 steps × (1 + 8 objects) × 2 guidance passes × 2 (ControlNet) ≈ 720; 4000 leaves room for 100-step runs
+DEFAULT_DECODE_BUDGET = 4000
+
+
+def steps_problem(scheduler: Any, steps: int) -> str | None:
+    """None when ``scheduler`` can run ``steps`` steps, else why not (its timesteps leave its range)."""
+    cfg = scheduler.config
+    total = int(cfg.num_train_timesteps)
+    sched = copy.deepcopy(scheduler)
+    try:
+        sched.set_timesteps(int(steps))
+        ts = sched.timesteps
+        ok = len(ts) > 0 and int(ts.min()) >= 0 and int(ts.max()) < total
+    except (ValueError, IndexError, RuntimeError):
+        ok = False
+    if ok:
+        return None
+    limit = total - int(getattr(cfg, "steps_offset", 0) or 0)
+    return (f"steps={steps} is more than the model's {type(scheduler).__name__} can run ({total} training"
+            f" timesteps, steps_offset {getattr(cfg, 'steps_offset', 0) or 0}: at most {limit} steps)")
+
+
+def check_encoder_steps(scheduler: Any, steps: int, profile: str) -> None:
+    """Encoder side: never write a file the decoder cannot run."""
+    problem = steps_problem(scheduler, steps)
+    if problem:
+        raise SemcodecError(f"{profile}: {problem}; lower --set steps")
+
+
+def check_decoder_steps(scheduler: Any, steps: int, profile: str) -> None:
+    """Decoder side: a file asking for more steps than the scheduler has is corrupt."""
+    problem = steps_problem(scheduler, steps)
+    if problem:
+        raise FormatError(f"{profile}: {problem}")
+
+
+def decode_budget(option: int | None = None) -> int:
+    """The budget in network evaluations: the option, else ``$SEMCODEC_DECODE_BUDGET``, else the default."""
+    if option:
+        return int(option)
+    raw = os.environ.get(DECODE_BUDGET_ENV, "")
+    try:
+        return max(1, int(raw)) if raw.strip() else DEFAULT_DECODE_BUDGET
+    except ValueError:
+        return DEFAULT_DECODE_BUDGET
+
+
+def check_budget(evaluations: int, budget: int, profile: str, what: str) -> None:
+    """FormatError when decoding would take more than ``budget`` network evaluations."""
+    if evaluations > budget:
+        raise FormatError(
+            f"{profile}: this file asks for {evaluations} network evaluations ({what}), above the decode budget"
+            f" of {budget}; if you trust it, raise the budget with --set decode_budget=N or"
+            f" ${DECODE_BUDGET_ENV}")
+
+
+def passes(guidance: float, control: bool) -> int:
+    """Network evaluations per denoising step: ×2 with classifier-free guidance, ×2 with a ControlNet."""
+    return (1 if guidance == 1.0 else 2) * (2 if control else 1)
