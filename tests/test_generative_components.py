@@ -1,10 +1,15 @@
 """Shared diffusion components: real from_pretrained loading of tiny random models of the real classes."""
+# ruff: noqa: E402  (imports below need the optional extra checked first)
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+
+from extras import require
+
+require("diffusers")  # the generative extra; skips the module cleanly without it
 
 from semcodec.errors import MissingComponentError
 from semcodec.generative.components import (

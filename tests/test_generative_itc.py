@@ -1,4 +1,5 @@
 """ITC end to end on tiny random diffusers/transformers models loaded through from_pretrained."""
+# ruff: noqa: E402  (imports below need the optional extra checked first)
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from extras import require
+
+require("diffusers")  # the generative extra; skips the module cleanly without it
 
 from semcodec.container import StreamKind, parse_container
 from semcodec.container.params import unpack_params

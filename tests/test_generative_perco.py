@@ -1,5 +1,6 @@
 """PerCo: UNet input expansion, text-only CFG, training smoke on tiny random SD models, and the
 ``perco`` profile end to end (compress → .smc → decompress in a fresh process → identical image)."""
+# ruff: noqa: E402  (imports below need the optional extra checked first)
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from extras import require
+
+require("diffusers")  # the generative extra; skips the module cleanly without it
 
 from semcodec.generative.perco.unet import expand_unet_inputs, perco_eps
 

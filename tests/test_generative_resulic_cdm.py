@@ -1,10 +1,15 @@
 """ResULIC compression-aware diffusion sampler (η = 0) against its closed-form formulas, and Pfo."""
+# ruff: noqa: E402  (imports below need the optional extra checked first)
 
 from __future__ import annotations
 
 import math
 
 import torch
+
+from extras import require
+
+require("diffusers")  # the generative extra; skips the module cleanly without it
 
 from semcodec.generative.resulic.pfo import optimize_prompt, project
 from semcodec.generative.resulic.scheduler import CompressionAwareScheduler, start_step_for_distortion

@@ -1,5 +1,6 @@
 """``resulic`` end to end: tiny random SD + tiny latent codec (CDM decoding) through a fresh process,
 and the TAEF2 path (no diffusion) when the shared weights are present."""
+# ruff: noqa: E402  (imports below need the optional extra checked first)
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from extras import require
+
+require("diffusers")  # the generative extra; skips the module cleanly without it
 
 from semcodec.errors import RateError
 from semcodec.generative.latent.codec import LatentHyperprior

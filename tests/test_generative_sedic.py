@@ -1,4 +1,5 @@
 """SEDIC: ORAG attention guidance on a real (tiny, random) UNet, mask fusion, and the .smc round trip."""
+# ruff: noqa: E402  (imports below need the optional extra checked first)
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from extras import require
+
+require("diffusers")  # the generative extra; skips the module cleanly without it
 
 from semcodec.container import Stream, StreamKind, parse_container
 from semcodec.container.params import unpack_params

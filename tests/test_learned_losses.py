@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from extras import needs
 from semcodec.errors import MissingComponentError
 from semcodec.metrics.clip import load_clip, save_clip
 from semcodec.metrics.lpips import NETS, load_lpips
@@ -67,6 +68,7 @@ def test_lpips_term_is_the_metric_network_with_gradients(tmp_path: Path) -> None
         build_term("lpips", folder=str(tmp_path / "empty"))
 
 
+@needs("open_clip")
 def test_clip_terms_tiny_open_clip(tmp_path: Path) -> None:
     import open_clip
 

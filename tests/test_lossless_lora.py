@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from extras import needs
 from lossless_tiny import small_image
 from semcodec.lossless.coder import decode_residual, encode_residual
 from semcodec.lossless.model import LosslessConfig, ResidualLM, load_model, save_model
@@ -23,6 +24,7 @@ def _tiny_llama(folder: Path) -> Path:
     return folder / "llm"
 
 
+@needs("peft")
 def test_lora_backbone_trains_saves_and_codes_exactly(tmp_path: Path):
     llm = _tiny_llama(tmp_path)
     cfg = LosslessConfig(patch=4, conv_channels=8, conv_layers=1, qualities=[70], default_quality=70,

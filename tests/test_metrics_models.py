@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from extras import needs
 from semcodec.metrics import get_metric, metric_class
 
 
@@ -156,6 +157,7 @@ def _tiny_clip_dir(tmp_path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
     return d, sd
 
 
+@needs("open_clip")
 def test_clip_metrics_from_local_open_clip_folder(tmp_path, monkeypatch):
     from semcodec.metrics.clip import load_clip
 
@@ -177,6 +179,7 @@ def test_clip_metrics_from_local_open_clip_folder(tmp_path, monkeypatch):
         score.compute(a, b)
 
 
+@needs("open_clip")
 def test_clip_arch_name_needs_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("SEMCODEC_CLIP_MODEL", "ViT-B-32")
     assert "SEMCODEC_CLIP_CHECKPOINT" in metric_class("clip-i2i").availability()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from analyse_check import assert_analyse_matches_compress
+from extras import needs
 from semcodec.cli import main as cli_main
 from semcodec.errors import SemcodecError
 from semcodec.profiles import PROFILES, Settings, get_profile, option, profile_classes
@@ -54,6 +55,7 @@ def test_every_profile_declares_documented_options() -> None:
             cls.Settings.from_options({"bogus": 1}, name)
 
 
+@needs("diffusers")
 def test_generated_params_schemas_are_the_file_format() -> None:
     """PARAMS layouts of the diffusion profiles, now generated from their settings, are unchanged."""
     from semcodec.generative.itc.profile import PARAMS_SCHEMA as ITC
@@ -147,6 +149,7 @@ def test_analyse_equals_compress_lossless(tmp_path) -> None:
     assert [s.kind for s in sent] == ["image", "residual"]
 
 
+@needs("diffusers")
 def test_analyse_equals_compress_resulic(natural_image) -> None:
     from semcodec.paths import shared_weights_dir
 

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from extras import needs
 from semcodec.errors import FormatError, MissingComponentError
 from semcodec.registry import Entry, Registry
 
@@ -108,6 +109,7 @@ def test_unknown_profile_and_coder_messages() -> None:
         profile_for_id(99)
 
 
+@needs("diffusers")
 def test_resulic_prefers_only_coders_that_exist() -> None:
     from semcodec.generative.resulic.profile import TEXT_CODER_PREFERENCE
     from semcodec.text import TEXT_CODERS

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from extras import needs
 from semcodec.cli import main as cli_main
 from semcodec.errors import MissingComponentError
 from semcodec.semantic.captioners import ChatCaptioner, itc_style, make_captioner
@@ -279,6 +280,7 @@ def test_grounding_dino_and_sam(tiny, image):
     assert m.shape == (48, 64) and m.dtype == bool
 
 
+@needs("diffusers")
 def test_sedic_analysis_end_to_end_and_cli(tiny, image, tmp_path, capsys, monkeypatch):
     answer = "Object 1: cat | grey fur, sitting\nObject 2: dog | brown, lying down\nOverall: a cat and a dog on a mat"
     srv = ChatServer(lambda body: answer)

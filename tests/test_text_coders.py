@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from extras import needs
 from semcodec.errors import FormatError
 from semcodec.text import decode_text_stream, encode_text_stream, get_text_coder, text_coder_classes
 from semcodec.text.ngram import WittenBellNgram
@@ -26,7 +27,8 @@ ODD = [
     "x" * 5000,
     "The image features " * 300,
 ]
-MODEL_FREE = ["raw", "zlib", "brotli", "zstd", "huffman", "clip-index"]
+CLIP_INDEX = pytest.param("clip-index", marks=needs("open_clip"))
+MODEL_FREE = ["raw", "zlib", "brotli", "zstd", "huffman", CLIP_INDEX]
 
 
 def _coco_sample(shared_data, n=80):
@@ -55,7 +57,7 @@ def test_coder_ids_unique_and_registered():
     assert {"raw", "zlib", "brotli", "zstd", "huffman", "clip-index", "lm-ac", "lm-rank"} <= set(classes)
 
 
-@pytest.mark.parametrize("name", ["zlib", "brotli", "zstd", "huffman", "clip-index"])
+@pytest.mark.parametrize("name", ["zlib", "brotli", "zstd", "huffman", CLIP_INDEX])
 def test_corrupt_payload_raises_format_error(name):
     coder = get_text_coder(name)
     payload = coder.encode("A man riding a wave on top of a surfboard.")
@@ -67,6 +69,7 @@ def test_corrupt_payload_raises_format_error(name):
         assert out != "A man riding a wave on top of a surfboard."
 
 
+@needs("open_clip")
 def test_clip_index_uses_tokens_not_bytes():
     coder = get_text_coder("clip-index")
     text = "A man riding a wave on top of a surfboard."

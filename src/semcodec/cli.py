@@ -39,19 +39,21 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
 def _cmd_compress(args: argparse.Namespace) -> int:
     from .image_io import atomic_write_bytes
     from .pipeline import compress, describe
+    from .progress import shown
 
     caption = args.caption
     if args.caption_file:
         caption = Path(args.caption_file).read_text(encoding="utf-8").rstrip("\n")
-    data = compress(
-        args.input,
-        bpp=args.bpp,
-        quality=args.quality,
-        profile=args.profile,
-        caption=caption,
-        max_pixels=args.max_pixels,
-        **parse_options(args.set),
-    )
+    with shown(not args.quiet):  # long codecs (lossless) draw a bar on a terminal
+        data = compress(
+            args.input,
+            bpp=args.bpp,
+            quality=args.quality,
+            profile=args.profile,
+            caption=caption,
+            max_pixels=args.max_pixels,
+            **parse_options(args.set),
+        )
     out = Path(args.output) if args.output else Path(args.input).with_suffix(".smc")
     atomic_write_bytes(out, data)
     if not args.quiet:
@@ -113,9 +115,11 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 def _cmd_decompress(args: argparse.Namespace) -> int:
     from .image_io import atomic_write_bytes, save_image
     from .pipeline import decode
+    from .progress import shown
 
     data = Path(args.input).read_bytes()
-    decoded = decode(data, max_pixels=args.max_pixels, **parse_options(args.set))
+    with shown(not args.quiet):
+        decoded = decode(data, max_pixels=args.max_pixels, **parse_options(args.set))
     out = Path(args.output) if args.output else Path(args.input).with_suffix(".png")
     save_image(out, decoded.image)
     if args.caption_out:

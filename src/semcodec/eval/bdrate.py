@@ -59,6 +59,25 @@ def _integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float, method: str) -
     raise ValueError(f"unknown BD method {method!r} (pchip or cubic)")
 
 
+#: Below this many rate points per curve a BD number is shown with :func:`few_points_caveat`: the
+#: interpolation (and the overlap range) then rests on too few operating points to be trusted.
+RELIABLE_POINTS = 4
+
+
+def few_points_caveat(*curves: tuple) -> str | None:
+    """A caveat when any ``(rates, values)`` curve has fewer than :data:`RELIABLE_POINTS` usable points."""
+
+    def usable(rates, values) -> int:
+        r = np.asarray(rates, dtype=np.float64)
+        v = np.asarray(values, dtype=np.float64)
+        return int((np.isfinite(r) & np.isfinite(v) & (r > 0)).sum()) if r.shape == v.shape else 0
+
+    n = min(usable(r, v) for r, v in curves)
+    if n >= RELIABLE_POINTS:
+        return None
+    return f"from {n} rate point(s), fewer than {RELIABLE_POINTS}: indicative only"
+
+
 def _min_points(method: str) -> int:
     return 4 if method == "cubic" else 2
 

@@ -41,9 +41,13 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    import os
+
     from ..cli import parse_options
     from .runner import DEFAULT_METRICS, EvalConfig, load_captions, run_eval
 
+    if args.fid_weights:  # read by metrics.fid_inception, in this process and the workers it starts
+        os.environ["SEMCODEC_FID_INCEPTION_WEIGHTS"] = str(Path(args.fid_weights).resolve())
     cfg = EvalConfig(
         data=Path(args.data), profiles=_names(args.profile), out=Path(args.out), bpps=_floats(args.bpp),
         qualities=_floats(args.quality), metrics=_names(args.metrics) or list(DEFAULT_METRICS),
@@ -132,6 +136,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--crop-images", type=int, default=2, help="images shown as side-by-side crops (default 2)")
     e.add_argument("--crop-size", type=int, default=256)
     e.add_argument("--bd-method", choices=["pchip", "cubic"], default="pchip")
+    e.add_argument("--fid-weights", metavar="FILE",
+                   help="pt_inception-2015-12-05-6726825d.pth, the standard FID Inception weights (else"
+                   " $SEMCODEC_FID_INCEPTION_WEIGHTS or the metric weight folders; see `semcodec metrics`)")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=_cmd_eval)
 

@@ -61,18 +61,22 @@ def bd_tables(summary: dict[str, Any]) -> str:
     reasons: dict[str, int] = {}
     profiles = list(next(iter(bd.values())).keys())
 
-    def cell(value: Any, reason: str | None, suffix: str, digits: int) -> str:
+    def cell(value: Any, reason: str | None, suffix: str, digits: int, caveat: str | None = None) -> str:
         if reason:
             idx = reasons.setdefault(reason, len(reasons) + 1)
             return f"NaN[^{idx}]"
+        if caveat:
+            idx = reasons.setdefault(caveat, len(reasons) + 1)
+            return f"{_f(value, digits)}{suffix} (!)[^{idx}]"
         return _f(value, digits) + suffix
 
     for profile in profiles:
         cells = []
         for m, rows in bd.items():
             r = rows[profile]
-            cells.append(cell(r["bd_rate_pct"], r["bd_rate_reason"], " %", 1))
-            cells.append(cell(r["bd_metric"], r["bd_metric_reason"], "", METRIC_DIGITS.get(m, 4)))
+            caveat = r.get("bd_caveat")
+            cells.append(cell(r["bd_rate_pct"], r["bd_rate_reason"], " %", 1, caveat))
+            cells.append(cell(r["bd_metric"], r["bd_metric_reason"], "", METRIC_DIGITS.get(m, 4), caveat))
         lines.append(f"| {profile} | " + " | ".join(cells) + " |")
     lines.append("")
     for reason, idx in reasons.items():

@@ -139,11 +139,10 @@ def run_units(cfg: EvalConfig, table: ResultsTable, units: list[tuple[Path, str,
             atomic_write_bytes(decoded_path(cfg.out, profile, label, row["image"]), png)
         table.append(row)
 
-    bar = tqdm(total=len(units), desc="eval", unit="unit", disable=not cfg.progress, dynamic_ncols=True)
     # One executor contract for both: Ray actors keep profiles/metrics loaded between units (failed units
     # retried once, units of a dead worker resubmitted); the local pool forks its workers from a forkserver
     # that imported the registries once. Rows are stored by this (single-writer) driver as they land.
-    from ..scale.executor import Executor, LocalExecutor
+    from ..scale.executor import Executor, LocalExecutor, logs_above_bar
 
     jobs = [(path, profile, bpp, options(q, path.name)) for path, profile, bpp, q in units]
     executor: Executor
@@ -154,8 +153,10 @@ def run_units(cfg: EvalConfig, table: ResultsTable, units: list[tuple[Path, str,
     else:  # evaluate_unit records codec errors in the row itself: a local rerun would only repeat them
         executor = LocalExecutor(cfg.workers, cfg.threads, retries=0,
                                  preload=["semcodec.eval._preload", *cfg.plugins])
+    # The bar starts after the executor (Ray's start-up lines come first); Ray's later log lines print above it.
+    bar = tqdm(total=len(units), desc="eval", unit="unit", disable=not cfg.progress, dynamic_ncols=True)
     try:
-        with executor as ex:
+        with executor as ex, logs_above_bar():
             for outcome in ex.map_unordered(evaluate_unit, jobs):
                 row = outcome.result
                 if "image" not in row:  # the unit could not run at all

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .bdrate import bd_metric, bd_rate
+from .bdrate import bd_metric, bd_rate, few_points_caveat
 from .results import row_key
 
 POINT_FIELDS = ("bpp", "file_bytes", "enc_s", "dec_s")
@@ -75,8 +75,9 @@ def bd_table(points: dict[str, dict[str, dict[str, Any]]], anchor: str, metrics:
             tr, tv = curve(pts, m)
             br = bd_rate(ar, av, tr, tv, higher_is_better=higher_is_better.get(m, True), method=method)
             bm = bd_metric(ar, av, tr, tv, method=method)
+            caveat = few_points_caveat((ar, av), (tr, tv))
             out[m][profile] = {"bd_rate_pct": br.value, "bd_rate_reason": br.reason,
-                               "bd_metric": bm.value, "bd_metric_reason": bm.reason}
+                               "bd_metric": bm.value, "bd_metric_reason": bm.reason, "bd_caveat": caveat}
     return out
 
 

@@ -24,6 +24,7 @@ Serialised form: the int8 codes of ``fs, b1, b2, sb`` in that order, zlib-compre
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -86,7 +87,8 @@ class HeadAdapter:
 
 
 def fit_adapter(model: ResidualLM, h: torch.Tensor, r: torch.Tensor, x: torch.Tensor, xl: torch.Tensor, steps: int,
-                batch: int = 16384, lr: float = 0.05, seed: int = 0) -> HeadAdapter:
+                batch: int = 16384, lr: float = 0.05, seed: int = 0,
+                on_step: Callable[[], object] | None = None) -> HeadAdapter:
     """Fit the adapter on tokens ``h`` (M, d) with residuals/pixels/bases ``r, x, xl`` (M, 3).
 
     Adam on the teacher-forced cross-entropy of random token batches (seeded, so the encoder is
@@ -118,6 +120,8 @@ def fit_adapter(model: ResidualLM, h: torch.Tensor, r: torch.Tensor, x: torch.Te
                 with torch.no_grad():
                     for t in ad.tensors():
                         t.clamp_(-LIMIT / GRID, LIMIT / GRID)
+                if on_step is not None:
+                    on_step()
     finally:
         for p, q in zip(model.parameters(), req, strict=True):
             p.requires_grad_(q)

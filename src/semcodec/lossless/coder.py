@@ -40,6 +40,8 @@ from ..determinism import fixed_threads
 from ..entropy.rangecoder import AnsDecoder, AnsEncoder
 from ..entropy.words import ANS_WORDS
 from ..errors import FormatError
+from ..kv_cache import forward_with_cache
+from ..progress import bar as progress_bar
 from .adapter import HeadAdapter, fit_adapter
 from .mixture import integer_pmf, quantise_params
 from .model import OFFSETS, UNAVAILABLE, ResidualLM
@@ -116,8 +118,7 @@ class PatchStepper:
         nbr = torch.stack([self.codes[y + dy, x + dx] for dy, dx in OFFSETS[:nb]], 1)  # (n_sel, nb, 3)
         nbr = torch.where(self.avail[i, j].view(1, nb, 1), nbr, torch.full((), UNAVAILABLE, dtype=torch.long))
         e = self.model.embed(self.g[s, i, j], self.xl[s, i, j], nbr, self.q[s])[:, None]
-        out = self.model.backbone(inputs_embeds=e, past_key_values=self.cache, use_cache=True)
-        self.cache = out.past_key_values
+        out, self.cache = forward_with_cache(self.model.backbone, self.cache, inputs_embeds=e)
         return out.last_hidden_state[:, 0]
 
     def params(self, h: torch.Tensor, c: int, r: torch.Tensor, adapter: HeadAdapter | None) -> torch.Tensor:
@@ -141,6 +142,8 @@ def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: i
         st = PatchStepper(model, xl, quality)
         xs = st.pad_image(x)
         L = st.p * st.p
+        n_steps = len(st.phases()) * L
+        bar = progress_bar(2 * n_steps + max(adapt_steps, 0), "lossless encode")
         runs = []  # per phase: (patch indices, backbone states per step, residuals per step)
         for ph in st.phases():
             sel = st.begin(ph)
@@ -150,6 +153,7 @@ def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: i
                 hs.append(st.step(t))
                 rs.append(xs[sel, i, j] - st.xl[sel, i, j])
                 st.record(t, rs[-1])
+                bar.update()
             runs.append((sel, hs, rs))
         adapter = None
         if adapt_steps > 0:  # token t of a patch is pixel divmod(t, p)
@@ -160,10 +164,12 @@ def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: i
                 rr.append(torch.stack(rs, 1)[m])
                 xx.append(xs[sel].reshape(len(sel), -1, 3)[m])
                 ll.append(st.xl[sel].reshape(len(sel), -1, 3)[m])
-            adapter = fit_adapter(model, *(torch.cat(v) for v in (hh, rr, xx, ll)), adapt_steps)
+            adapter = fit_adapter(model, *(torch.cat(v) for v in (hh, rr, xx, ll)), adapt_steps,
+                                  on_step=bar.update)
         coder = AnsEncoder()
         for sel, hs, rs in reversed(runs):  # ANS is a stack: push in reverse decoding order
             for t in reversed(range(L)):
+                bar.update()
                 i, j = divmod(t, st.p)
                 m = st.valid[sel, i, j]
                 if not bool(m.any()):
@@ -172,6 +178,7 @@ def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: i
                     q = st.params(hs[t], c, rs[t], adapter)
                     pmf = integer_pmf(q[m], st.xl[sel[m], i, j, c]).numpy()
                     coder.encode_reverse(xs[sel[m], i, j, c].to(torch.int32).numpy(), pmf)
+        bar.close()
     words = coder.to_bytes(ANS_WORDS)
     crc = struct.pack(">I", image_crc(x))
     plain, adapted = stream_versions(model)
@@ -213,9 +220,11 @@ def decode_residual(model: ResidualLM, xl: np.ndarray, quality: int, payload: by
     with fixed_threads(1), torch.no_grad():
         st = PatchStepper(model, xl, quality)
         out = st.xl.clone()
+        bar = progress_bar(len(st.phases()) * st.p * st.p, "lossless decode")
         for ph in st.phases():
             sel = st.begin(ph)
             for t in range(st.p * st.p):
+                bar.update()
                 i, j = divmod(t, st.p)
                 hid = st.step(t)
                 m = st.valid[sel, i, j]
@@ -232,6 +241,7 @@ def decode_residual(model: ResidualLM, xl: np.ndarray, quality: int, payload: by
                         out[sel[m], i, j, c] = xv
                         r[m, c] = xv - st.xl[sel[m], i, j, c]
                 st.record(t, r)
+        bar.close()
     if not coder.is_empty():
         raise FormatError("lossless: residual stream has trailing data")
     p = st.p

@@ -114,7 +114,10 @@ def build_backbone(cfg: LosslessConfig) -> nn.Module:
             )
         model = AutoModel.from_pretrained(str(path), local_files_only=True)
         if cfg.lora:
-            from peft import LoraConfig, get_peft_model
+            try:
+                from peft import LoraConfig, get_peft_model
+            except ImportError:
+                raise MissingComponentError("a LoRA lossless backbone needs peft: pip install 'semcodec[lora]'") from None
 
             model = get_peft_model(model, LoraConfig(**cfg.lora))
         return model

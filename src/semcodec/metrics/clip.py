@@ -112,6 +112,10 @@ class _CLIPMetric(Metric):
 
     @classmethod
     def availability(cls) -> str | None:
+        import importlib.util
+
+        if importlib.util.find_spec("open_clip") is None:
+            return "CLIP metrics need open_clip_torch: pip install 'semcodec[generative]'"
         spec = clip_spec()
         return spec if isinstance(spec, str) else None
 

@@ -111,7 +111,7 @@ class DISTS(Metric):
         if reason:
             return reason
         if alpha_beta_file() is None:
-            return ("DISTS alpha/beta 'weights.pt' not found: `pip install dists-pytorch` (ships it) or set"
+            return ("DISTS alpha/beta 'weights.pt' not found: `pip install 'semcodec[metrics]'` (dists-pytorch ships it) or set"
                     " SEMCODEC_DISTS_WEIGHTS")
         return None
 

@@ -8,10 +8,12 @@ Few images (Kodak has 24) give far too few samples for a 2048-d covariance, so, 
 non-overlapping 256 px patches plus a second grid offset by 128 px (Kodak: 8 patches per image,
 192 in all). Scores on patches are comparable only with papers that use the same protocol.
 
-The network is torchvision's ``Inception3`` with weights from ``$SEMCODEC_INCEPTION_WEIGHTS`` (or
-torchvision's ``inception_v3_google-0cc3c7bd.pth`` in the torch hub cache). These are torchvision's
-ImageNet weights, not the TF-FID ``pt_inception-2015-12-05`` ones, so absolute FID values differ a
-little from pytorch-fid's; comparisons inside one report are what they are for.
+The network is the standard FID Inception (:mod:`.fid_inception`, weights
+``pt_inception-2015-12-05-6726825d.pth`` from ``$SEMCODEC_FID_INCEPTION_WEIGHTS`` or the metric weight
+folders), so values are comparable with pytorch-fid/torch-fidelity and the papers. Without that file,
+torchvision's ``Inception3`` with its ImageNet weights (``$SEMCODEC_INCEPTION_WEIGHTS`` or
+``inception_v3_google-0cc3c7bd.pth`` in the torch hub cache) is used instead: its values differ from the
+papers' and only comparisons inside one report are meaningful; :func:`inception_network` says which.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import SetMetric, torch_threads
+from .fid_inception import HINT, fid_inception_file, load_fid_inception
 from .weights import find_file, load_state_dict, missing
 
 ENV = "SEMCODEC_INCEPTION_WEIGHTS"
@@ -63,6 +66,18 @@ def load_inception(path: str | Path | None = None) -> torch.nn.Module:
     net.AuxLogits = None
     net.aux_logits = False
     return net.eval().requires_grad_(False)
+
+
+def inception_network() -> str | None:
+    """Which network FID/KID will use: the standard FID one, torchvision's, or None (no weights)."""
+    if fid_inception_file() is not None:
+        return "fid-inception-2015-12-05"
+    return "torchvision-inception-v3" if find_file(ENV, NAMES) is not None else None
+
+
+def load_feature_network() -> torch.nn.Module:
+    """The FID Inception when its file is found, else torchvision's (see the module docstring)."""
+    return load_fid_inception() if fid_inception_file() is not None else load_inception()
 
 
 def inception_features(net: torch.nn.Module, images: list[np.ndarray], batch: int = 8) -> np.ndarray:
@@ -127,14 +142,17 @@ class _InceptionSet(SetMetric):
 
     @classmethod
     def availability(cls) -> str | None:
-        return None if find_file(ENV, NAMES) else missing("Inception-v3 weights", ENV, NAMES)
+        if inception_network() is not None:
+            return None
+        return (f"FID Inception weights not found: {HINT} (or, not comparable with papers, torchvision's"
+                f" {NAMES[0]} via {ENV})")
 
     def __init__(self) -> None:
         self._net: torch.nn.Module | None = None
 
     def features(self, images: list[np.ndarray]) -> np.ndarray:
         if self._net is None:
-            self._net = load_inception()
+            self._net = load_feature_network()
         with torch_threads(1):
             return inception_features(self._net, [p for im in images for p in fid_patches(im)])
 

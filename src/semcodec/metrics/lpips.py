@@ -117,7 +117,7 @@ def lpips_missing(net: str) -> str | None:
     if reason:
         return reason
     if linear_file(net) is None:
-        return (f"LPIPS v0.1 linear layers '{net}.pth' not found: `pip install lpips` (ships them) or set"
+        return (f"LPIPS v0.1 linear layers '{net}.pth' not found: `pip install 'semcodec[metrics]'` (lpips ships them) or set"
                 " SEMCODEC_LPIPS_WEIGHTS to the file or its folder")
     return None
 

@@ -19,14 +19,43 @@ __all__ = ["DEFAULT_PROFILE", "get_profile", "profile_class", "profile_classes",
            "profile_for_id"]
 
 
+#: optional packages (pyproject extras) a profile module may import at its top -> the extra
+OPTIONAL_PACKAGES = {"diffusers": "generative", "open_clip": "generative", "huggingface_hub": "generative",
+                     "peft": "lora"}
+
+
+def _not_installed(name: str, package: str) -> type[Profile]:
+    """A stand-in class for a profile whose module needs an optional package that is not installed:
+    it lists like the others and is unavailable with a reason naming the extra."""
+    entry = PROFILES.entry(name)
+    reason = f"needs {package}, not installed: pip install 'semcodec[{OPTIONAL_PACKAGES[package]}]'"
+
+    def refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise MissingComponentError(f"profile {name!r}: {reason}")
+
+    attrs: dict[str, Any] = {"availability": classmethod(lambda cls: reason), "encode": refuse, "decode": refuse,
+                             "description": f"(needs the '{OPTIONAL_PACKAGES[package]}' extra)"}
+    cls = type(f"NotInstalled_{name}", (Profile,), attrs)
+    cls.name, cls.profile_id = name, int(entry.id)
+    if getattr(entry, "quality", None) is not None:
+        cls.quality = entry.quality
+    return cls
+
+
 def profile_class(name: str) -> type[Profile]:
     """The class of profile ``name`` (imports its module only); unknown names list the valid ones."""
-    return PROFILES.get(name)
+    try:
+        return PROFILES.get(name)
+    except ModuleNotFoundError as e:
+        package = (e.name or "").split(".")[0]
+        if package not in OPTIONAL_PACKAGES:
+            raise
+        return _not_installed(name, package)
 
 
 def profile_classes() -> dict[str, type[Profile]]:
-    """Every profile, imported, ordered by id."""
-    classes = PROFILES.load_all()
+    """Every profile, imported, ordered by id (a stand-in for one whose optional extra is missing)."""
+    classes = {name: profile_class(name) for name, _ in PROFILES.items()}
     return dict(sorted(classes.items(), key=lambda kv: kv[1].profile_id))
 
 

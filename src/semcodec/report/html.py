@@ -15,6 +15,7 @@ import html
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,16 @@ def _num(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
+
+
+#: Characters that may end or change the meaning of a <script> block (</script>, <!--, <script, &...;);
+#: inside JSON they only occur in strings, where the \\uXXXX escape is the same character to JavaScript.
+_SCRIPT_UNSAFE = {ord(c): f"\\u{ord(c):04x}" for c in "<>&"}
+
+
+def script_json(obj: Any) -> str:
+    """JSON text that is safe inside an inline ``<script>`` and parses to the same value."""
+    return json.dumps(obj, separators=(",", ":")).translate(_SCRIPT_UNSAFE)
 
 
 def build_report(results_dir: str | Path, output: str | Path, max_images: int = 4,
@@ -103,11 +114,10 @@ def build_report(results_dir: str | Path, output: str | Path, max_images: int = 
     page = (ASSETS / "report.html").read_text(encoding="utf-8")
     script = (ASSETS / "report.js").read_text(encoding="utf-8")
     style = (ASSETS / "report.css").read_text(encoding="utf-8")
-    data_js = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
-    page = (page.replace("/*STYLE*/", style)
-                .replace("/*DATA*/", f"const REPORT = {data_js};")
-                .replace("/*SCRIPT*/", script)
-                .replace("{{TITLE}}", html.escape(payload["title"])))
+    parts = {"/*STYLE*/": style, "/*DATA*/": f"const REPORT = {script_json(payload)};", "/*SCRIPT*/": script,
+             "{{TITLE}}": html.escape(payload["title"])}
+    # One pass, so a placeholder-like text inside the data (an image name) is never substituted again.
+    page = re.sub("|".join(re.escape(k) for k in parts), lambda m: parts[m.group(0)], page)
     out = Path(output)
     atomic_write_bytes(out, page.encode("utf-8"))
     return out

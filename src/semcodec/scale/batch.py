@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SemcodecError
-from .executor import make_executor
+from .executor import logs_above_bar, make_executor
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp"}
 MANIFEST_COLUMNS = ["image", "output", "profile", "target_bpp", "quality", "file_bytes", "bpp", "enc_s",
@@ -81,8 +81,10 @@ def compress_dir(in_dir: Path, out_dir: Path, profile: str | None, bpp: float | 
             for p in images if p.name not in done]
     if progress:
         print(f"semcodec compress-dir: {len(jobs)} to do, {len(images) - len(jobs)} already done", file=sys.stderr)
-    rows = []
-    with make_executor(ray, workers=workers, threads=threads) as ex, \
+    rows: list[dict[str, Any]] = []
+    if not jobs:  # nothing left: do not start workers (a Ray start alone takes 10-15 s)
+        return rows
+    with make_executor(ray, workers=workers, threads=threads) as ex, logs_above_bar(), \
             tqdm(total=len(jobs), desc="compress", unit="img", disable=not progress) as bar:
         for outcome in ex.map_unordered(compress_file, jobs):
             row = dict(outcome.result)

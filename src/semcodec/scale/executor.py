@@ -8,6 +8,8 @@ An exception raised by ``fn`` is turned into such an error dict, so one bad imag
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -112,6 +114,15 @@ class LocalExecutor(Executor):
                         pending[pool.submit(call_job, fn, job)] = (job, attempts + 1)
                     else:
                         yield JobOutcome(job, result, attempts)
+
+
+@contextlib.contextmanager
+def logs_above_bar() -> Iterator[None]:
+    """Ray's driver-side log records go through ``tqdm.write``: printed above a progress bar, not into it."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm(loggers=[logging.getLogger("ray")]):
+        yield
 
 
 def make_executor(ray: str | None = None, workers: int = 1, threads: int = 1, retries: int = 1) -> Executor:

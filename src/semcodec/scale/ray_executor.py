@@ -14,7 +14,10 @@ Ray is an optional extra (``pip install 'semcodec[ray]'``); without it, ``--ray`
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import socket
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -46,8 +49,27 @@ def start_local_head(num_cpus: int | None = None, temp_dir: str | None = None, *
 
     ray_constants.ENABLE_RAY_CLUSTER = False  # in case ray was imported before the variable was set
     ctx = ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                   _temp_dir=temp_dir, **init_kwargs)
+                   logging_level=logging.WARNING, _temp_dir=temp_dir, **init_kwargs)
     return ctx.address_info["gcs_address"]
+
+
+def _unreachable_cluster(timeout: float = 2.0) -> str | None:
+    """Why ``$RAY_ADDRESS`` cannot be a running cluster (nothing answers on it), or None.
+
+    Checked with one TCP connect to the GCS port, so a stale or mistyped address costs at most
+    ``timeout`` seconds instead of Ray's minutes of retries. Without ``$RAY_ADDRESS`` Ray's own
+    discovery (a head started on this machine) decides."""
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    if not address or address in ("auto", "local") or "://" in address:
+        return None
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return f"RAY_ADDRESS={address!r} is not HOST:PORT"
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return None
+    except OSError as e:
+        return f"no Ray cluster answers at RAY_ADDRESS={address} ({e.strerror or type(e).__name__})"
 
 
 def connect(address: str) -> bool:
@@ -63,14 +85,23 @@ def connect(address: str) -> bool:
         start_local_head(runtime_env=env)
         return True
     if address == "auto":
+        unreachable = _unreachable_cluster()
+        if unreachable:  # Ray itself would retry for minutes, then fail inside the local fallback
+            print(f"semcodec: {unreachable}; starting a local Ray instead", file=sys.stderr)
+            os.environ.pop("RAY_ADDRESS", None)
+        else:
+            try:
+                ray.init(address="auto", runtime_env=env, log_to_driver=False, logging_level=logging.WARNING)
+                return False
+            except (ConnectionError, RuntimeError, ValueError):
+                os.environ.pop("RAY_ADDRESS", None)
         try:
-            ray.init(address="auto", runtime_env=env, log_to_driver=False)
-            return False
-        except (ConnectionError, RuntimeError, ValueError):
             start_local_head(runtime_env=env)
-            return True
+        except Exception as e:
+            raise SemcodecError(f"cannot start a local Ray instance: {type(e).__name__}: {e}") from None
+        return True
     try:
-        ray.init(address=address, runtime_env=env, log_to_driver=False)
+        ray.init(address=address, runtime_env=env, log_to_driver=False, logging_level=logging.WARNING)
     except Exception as e:
         raise SemcodecError(f"cannot connect to Ray at {address!r}: {e}") from None
     return False

@@ -39,7 +39,7 @@ def _tokenizer():
     try:
         from open_clip.tokenizer import SimpleTokenizer
     except ImportError as e:
-        raise MissingComponentError("CLIP index coding needs open_clip_torch: pip install open_clip_torch") from e
+        raise MissingComponentError("CLIP index coding needs open_clip_torch: pip install 'semcodec[generative]' (or open_clip_torch)") from e
     return SimpleTokenizer()
 
 
@@ -125,7 +125,7 @@ class ClipIndexCoder(TextCoder):
             import open_clip  # noqa: F401
             import regex  # noqa: F401
         except ImportError:
-            return "pip install open_clip_torch"
+            return "pip install 'semcodec[generative]' (or open_clip_torch)"
         return None
 
     def __init__(self) -> None:

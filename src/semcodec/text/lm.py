@@ -10,7 +10,7 @@ floating point). The KV cache makes this linear in length. Everything runs under
 (:func:`fixed_threads`), so 1- and 2-thread processes agree bit for bit.
 
 Two steppers share the interface: :class:`HFStepper` drives any ``AutoModelForCausalLM`` through
-``past_key_values``; :class:`GPT2Stepper` runs GPT-2's forward for our shipped caption LM as one
+its KV cache (:mod:`semcodec.kv_cache`); :class:`GPT2Stepper` runs GPT-2's forward for our shipped caption LM as one
 compiled function per token (``gpt2_kernel``: numba, int8 weights with per-column scales), which is
 what makes a 60-word caption code in a few tens of milliseconds. The logits -> integer frequencies
 step is compiled too (``freq_kernel``). Both kernels are part of the stream format: a change to their
@@ -29,6 +29,7 @@ import numpy as np
 
 from ..determinism import fixed_threads  # noqa: F401  (re-exported: the LM coders import it from here)
 from ..errors import MissingComponentError
+from ..kv_cache import forward_with_cache
 
 
 def weights_hash(model) -> str:
@@ -139,8 +140,7 @@ class HFStepper:
         import torch
 
         with torch.inference_mode():
-            out = self.model(input_ids=torch.tensor([[token]]), past_key_values=self.cache, use_cache=True)
-        self.cache = out.past_key_values
+            out, self.cache = forward_with_cache(self.model, self.cache, input_ids=torch.tensor([[token]]))
         self.pos += 1
         return out.logits[0, -1].float().numpy()
 

@@ -87,17 +87,21 @@
     const ms = Object.keys(bd);
     tbl.innerHTML = `<thead><tr><th>profile vs ${S.anchor}</th>${ms.map((m) => `<th>BD-rate ${m}</th><th>BD-${m}</th>`).join("")}</tr></thead>`;
     const tb = document.createElement("tbody");
+    const caveats = new Set();
     (S.profiles || []).forEach((p) => {
       const tr = document.createElement("tr");
       let cells = `<td>${p}</td>`;
       ms.forEach((m) => {
         const e = (bd[m] || {})[p] || {}; const r = num(e.bd_rate_pct), d = num(e.bd_metric);
-        cells += r === null ? `<td title="${(e.bd_rate_reason || "").replace(/"/g, "&quot;")}">n/a</td>` : `<td class="${r < 0 ? "good" : r > 0 ? "bad" : ""}">${r.toFixed(1)}%</td>`;
-        cells += d === null ? `<td title="${(e.bd_metric_reason || "").replace(/"/g, "&quot;")}">n/a</td>` : `<td>${d.toFixed(3)}</td>`;
+        const mark = e.bd_caveat ? ` <abbr class="caveat" title="${e.bd_caveat.replace(/"/g, "&quot;")}">(!)</abbr>` : "";
+        if (e.bd_caveat) caveats.add(e.bd_caveat);
+        cells += r === null ? `<td title="${(e.bd_rate_reason || "").replace(/"/g, "&quot;")}">n/a</td>` : `<td class="${r < 0 ? "good" : r > 0 ? "bad" : ""}">${r.toFixed(1)}%${mark}</td>`;
+        cells += d === null ? `<td title="${(e.bd_metric_reason || "").replace(/"/g, "&quot;")}">n/a</td>` : `<td>${d.toFixed(3)}${mark}</td>`;
       });
       tr.innerHTML = cells; tb.appendChild(tr);
     });
     tbl.appendChild(tb); host.appendChild(tbl);
+    caveats.forEach((c) => { const p = document.createElement("p"); p.className = "note caveat"; p.textContent = `(!) BD numbers ${c}.`; host.appendChild(p); });
   })();
 
   // ---------- viewer ----------
