@@ -24,13 +24,15 @@ def _names(text: str | None) -> list[str]:
 def _command_line(args: argparse.Namespace) -> str:
     """The eval command as it would be typed, rebuilt from the parsed options (recorded in the report)."""
     parts = ["semcodec", "eval"]
-    skip = {"func", "command", "quiet"}
+    skip = {"func", "command", "quiet", "verbose"}
     for key, value in vars(args).items():
         if key in skip or value in (None, False, []):
             continue
         flag = "--" + key.replace("_", "-")
         if value is True:
             parts.append(flag)
+        elif key == "bpp":
+            parts += [flag, ",".join(f"{v:g}" for v in value)]
         elif isinstance(value, list):
             for v in value:
                 parts += [flag, str(v)]
@@ -45,7 +47,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .runner import DEFAULT_METRICS, EvalConfig, load_captions, run_eval
 
     cfg = EvalConfig(
-        data=Path(args.data), profiles=_names(args.profile), out=Path(args.out), bpps=_floats(args.bpp),
+        data=Path(args.data), profiles=_names(args.profile), out=Path(args.out), bpps=args.bpp or [],
         qualities=_floats(args.quality), metrics=_names(args.metrics) or list(DEFAULT_METRICS),
         anchor=args.anchor, workers=args.workers, threads=args.threads, limit=args.limit,
         profile_options=parse_options(args.set), save_decoded=not args.no_save_decoded,
@@ -109,17 +111,21 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    from ..cli import hidden_alias, rate_values
+
     e = sub.add_parser("eval", help="rate-distortion evaluation of profiles on a folder of images")
     e.add_argument("--data", required=True, help="folder of images (png/jpg/...)")
     e.add_argument("--profile", required=True, help="comma-separated profile names")
-    e.add_argument("--bpp", help="comma-separated bpp targets, e.g. 0.01,0.02,0.05,0.1")
+    e.add_argument("--bpp", type=rate_values, help="comma-separated bpp targets in (0, 64], e.g. 0.01,0.02,0.05,0.1")
     e.add_argument("--quality", help="comma-separated profile qualities (instead of / besides --bpp)")
-    e.add_argument("--out", required=True, help="results folder (results.csv, summary.json, report.md, plots)")
+    e.add_argument("-o", "--output", dest="out", required=True,
+                   help="results folder (results.csv, summary.json, report.md, plots)")
+    hidden_alias(e, "--out", "out")
     e.add_argument("--anchor", help="profile to compute BD-rate against (e.g. avif)")
     e.add_argument("--metrics", help="comma-separated metric names or 'all' (default psnr,ms-ssim);"
                    " see `semcodec metrics`")
-    e.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
-    e.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    e.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    e.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     e.add_argument("--ray", default=None, metavar="auto|ADDRESS",
                    help="run units as Ray tasks: 'auto' joins a running cluster or starts a local one")
     e.add_argument("--limit", type=int, help="only the first K images (sorted by name)")
@@ -129,20 +135,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--captions", help="captions for clip-score: JSON {image: caption} or name<TAB>caption lines")
     e.add_argument("--retry-failed", action="store_true", help="rerun units recorded with an error")
     e.add_argument("--no-save-decoded", action="store_true", help="do not keep decoded PNGs (no crops, no FID/KID)")
-    e.add_argument("--crop-images", type=int, default=2, help="images shown as side-by-side crops (default 2)")
-    e.add_argument("--crop-size", type=int, default=256)
-    e.add_argument("--bd-method", choices=["pchip", "cubic"], default="pchip")
-    e.add_argument("-q", "--quiet", action="store_true")
+    e.add_argument("--crop-images", type=int, default=2, help="images shown as side-by-side crops")
+    e.add_argument("--crop-size", type=int, default=256, help="side of those crops in pixels")
+    e.add_argument("--bd-method", choices=["pchip", "cubic"], default="pchip", help="BD-rate interpolation")
     e.set_defaults(func=_cmd_eval)
 
     b = sub.add_parser("bdrate", help="BD-rate / BD-metric of every profile in a results CSV against an anchor")
-    b.add_argument("csv")
-    b.add_argument("--anchor", required=True)
+    b.add_argument("csv", help="results.csv of `semcodec eval`")
+    b.add_argument("--anchor", required=True, help="profile the others are compared with")
     b.add_argument("--metric", help="comma-separated metrics (default: every metric column)")
-    b.add_argument("--bd-method", choices=["pchip", "cubic"], default="pchip")
-    b.add_argument("--json", action="store_true")
+    b.add_argument("--bd-method", choices=["pchip", "cubic"], default="pchip", help="BD-rate interpolation")
+    b.add_argument("--json", action="store_true", help="print JSON on stdout")
     b.set_defaults(func=_cmd_bdrate)
 
     m = sub.add_parser("metrics", help="list quality metrics and why unavailable ones are missing")
-    m.add_argument("--json", action="store_true")
+    m.add_argument("--json", action="store_true", help="print JSON on stdout")
     m.set_defaults(func=_cmd_metrics)
