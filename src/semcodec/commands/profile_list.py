@@ -28,6 +28,8 @@ from ..paths import shared_weights_dir
 
 ENV_PREFIXES = ("SEMCODEC_", "HF_", "HUGGINGFACE_", "TRANSFORMERS_", "DIFFUSERS_", "TORCH_", "CUDA_")
 ENV_NAMES = ("HOME", "XDG_CACHE_HOME", "PATH")
+#: variables naming folders no availability check looks into (the cache itself, runs, image data)
+ENV_NOT_WALKED = ("SEMCODEC_CACHE", "SEMCODEC_RUNS", "SEMCODEC_DATA")
 #: bump when the row layout changes
 ROWS_VERSION = 1
 #: cached listings kept (one per installation/environment state)
@@ -79,7 +81,7 @@ def state_key() -> str:
     env = sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIXES) or k in ENV_NAMES)
     for k, v in env:
         parts.append(f"{k}={v}")
-        if k.startswith(ENV_PREFIXES) and os.sep in v:  # a weights or model folder
+        if k.startswith(ENV_PREFIXES) and k not in ENV_NOT_WALKED and os.sep in v:  # a weights or model folder
             _tree(Path(v), 3, parts)
     hf = Path(os.environ.get("HF_HOME") or Path.home() / ".cache/huggingface") / "hub"
     _tree(hf, 3, parts)

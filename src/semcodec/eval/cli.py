@@ -111,16 +111,15 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from ..cli import hidden_alias, rate_values
+    from ..cli import rate_values
 
     e = sub.add_parser("eval", help="rate-distortion evaluation of profiles on a folder of images")
     e.add_argument("--data", required=True, help="folder of images (png/jpg/...)")
     e.add_argument("--profile", required=True, help="comma-separated profile names")
     e.add_argument("--bpp", type=rate_values, help="comma-separated bpp targets in (0, 64], e.g. 0.01,0.02,0.05,0.1")
     e.add_argument("--quality", help="comma-separated profile qualities (instead of / besides --bpp)")
-    e.add_argument("-o", "--output", dest="out", required=True,
+    e.add_argument("-o", "--output", "--out", dest="out", required=True, metavar="DIR",
                    help="results folder (results.csv, summary.json, report.md, plots)")
-    hidden_alias(e, "--out", "out")
     e.add_argument("--anchor", help="profile to compute BD-rate against (e.g. avif)")
     e.add_argument("--metrics", help="comma-separated metric names or 'all' (default psnr,ms-ssim);"
                    " see `semcodec metrics`")
