@@ -109,6 +109,7 @@ def test_misspelt_set_key(png: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     (["compress", "x.png", "--bpp", "0"], "(0, 64]"),
     (["compress-dir", "a", "b", "--profile", "LIC"], "did you mean 'lic'"),
     (["eval", "--data", "d", "--profile", "jpeg", "-o", "o", "--bpp", "0.1,-1"], "(0, 64]"),
+    (["eval", "--data", "d", "--profile", "jpeg,Webp", "-o", "o", "--bpp", "0.1"], "did you mean 'webp'"),
 ])
 def test_usage_errors(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(argv)
@@ -117,11 +118,12 @@ def test_usage_errors(argv: list[str], needle: str, capsys: pytest.CaptureFixtur
 
 
 def test_usage_error_imports_nothing_heavy() -> None:
-    script = ("import sys\nfrom semcodec.cli import main\n"
-              "code = main(['compress', 'x.png', '--profile', 'Lossless'])\n"
-              "print(code, sorted(m for m in ('torch', 'diffusers', 'transformers', 'compressai') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "2 []"
+    for argv in (["compress", "x.png", "--profile", "Lossless"], ["eval", "--data", "d", "--profile", "LIC", "-o", "o"]):
+        script = ("import sys\nfrom semcodec.cli import main\n"
+                  f"code = main({argv!r})\n"
+                  "print(code, sorted(m for m in ('torch', 'diffusers', 'transformers', 'compressai') if m in sys.modules))")
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+        assert out.stdout.strip().splitlines()[-1] == "2 []"
 
 
 def test_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
