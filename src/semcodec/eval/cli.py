@@ -43,8 +43,18 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    import importlib
+
     from ..cli import parse_options
+    from ..errors import SemcodecError
+    from ..profiles.table import PROFILES
     from .runner import DEFAULT_METRICS, EvalConfig, load_captions, run_eval
+
+    for mod in args.plugin or []:  # plugins may register profiles; then a misspelt name is a usage error
+        importlib.import_module(mod)
+    for name in _names(args.profile):
+        if name not in PROFILES:
+            raise SemcodecError(PROFILES.unknown_message(name))
 
     cfg = EvalConfig(
         data=Path(args.data), profiles=_names(args.profile), out=Path(args.out), bpps=args.bpp or [],

@@ -280,8 +280,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
         importlib.import_module(mod)
 
     for p in cfg.profiles:  # names first, from the table: a typo fails before any profile is imported
-        if p not in PROFILES:
-            raise SemcodecError(PROFILES.unknown_message(p))
+        PROFILES.entry(p)
     for p in cfg.profiles:
         reason = profile_class(p).availability()
         if reason:
