@@ -232,7 +232,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_profiles(args: argparse.Namespace) -> int:
     from .commands.profile_list import profile_rows
-    from .profiles.table import PROFILES
+    from .profiles.quality import Quality
 
     rows = profile_rows(refresh=args.refresh)
     if args.json:
@@ -242,7 +242,8 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
         mark = "ok " if r["available"] else "-- "
         star = " (default)" if r["default"] else ""
         print(f"{mark}{r['name']:<12}{r['description']}{star}")
-        print(f"    --quality: {PROFILES.entry(r['name']).quality.text()}")
+        q = r["quality"]
+        print(f"    --quality: {Quality(q['meaning'], q['min'], q['max'], q['default'], q['integer'], q['clamped']).text()}")
         if r["options"]:
             print(f"    --set: {', '.join(o['name'] for o in r['options'])}")
         if not r["available"]:
@@ -378,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
         _traceback(args)
         print(f"semcodec: error: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:  # `semcodec ... | head`: the reader left; end quietly, as cat and grep do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as e:  # missing file, a folder where a file is expected, permissions, full disk
         _traceback(args)
         print(f"semcodec: error: {_os_error(e)}", file=sys.stderr)

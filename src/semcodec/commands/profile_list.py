@@ -72,7 +72,10 @@ def state_key() -> str:
     """A hash of everything the rows depend on (see the module docstring)."""
     import semcodec
 
+    from ..profiles.table import PROFILES
+
     parts: list[str] = [str(ROWS_VERSION), sys.executable, sys.version, os.getcwd()]
+    parts += [f"{name} {entry.id} {entry.target}" for name, entry in PROFILES.items()]  # plugins, tests
     _tree(Path(semcodec.__file__).parent, 8, parts)
     cwd = os.getcwd()
     for entry in sys.path:
