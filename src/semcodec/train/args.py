@@ -14,6 +14,12 @@ DEFAULTS = dict(vocab=4096, d=192, layers=4, heads=3, seq=512, batch=6, lr=3e-3,
                 dropout=0.1, seed=1234, coco_repeat=2, paragraph_p=0.5, val_images=150)
 
 
+def quiet_argument(p: argparse.ArgumentParser) -> None:
+    """``-q`` for the ``python -m semcodec.train.X`` parsers too; SUPPRESS keeps a ``semcodec -q train X``
+    given before the command (trainers read ``getattr(args, "quiet", False)``)."""
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar")
+
+
 def lic_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="BSDS500 folder with train/ and val/ (default: ../shared/data/bsds500)")
     p.add_argument("-o", "--output", "--out", dest="out", default=str(runs_dir() / "lic"), help="run folder: checkpoints, log.jsonl")
@@ -47,6 +53,7 @@ def lic_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--export", help="after training, write model.safetensors + config.json here")
     p.add_argument("--export-only", action="store_true", help="only export --out/last.pt to --export")
+    quiet_argument(p)
 
 
 def lossless_arguments(p: argparse.ArgumentParser) -> None:
@@ -76,6 +83,7 @@ def lossless_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--export", "--export-to", dest="export_to",
                    help="copy the best export here (e.g. src/semcodec/weights/lossless)")
+    quiet_argument(p)
 
 
 def latent_codec_arguments(ap: argparse.ArgumentParser) -> None:
@@ -96,6 +104,7 @@ def latent_codec_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--vae", default="taef2", help="'taef2' or a diffusers VAE folder/id (e.g. SD 2.1's)")
     ap.add_argument("--latent-channels", type=int, default=32, help="channels of that VAE's latent (SD: 4)")
     ap.add_argument("--export", default=None, help="write the latest checkpoint as safetensors to this folder")
+    quiet_argument(ap)
 
 
 def caption_lm_arguments(p: argparse.ArgumentParser) -> None:
