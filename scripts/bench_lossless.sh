@@ -10,11 +10,11 @@ shards=${SHARDS:-2}
 mkdir -p "$out/smc"
 pids=()
 for k in $(seq 1 "$shards"); do
-  semcodec lossless-bench --data "$kodak" "${weights[@]}" --shard "$k/$shards" --json "$out/shard$k.json" \
+  semcodec lossless-bench --data "$kodak" "${weights[@]}" --shard "$k/$shards" --json-out "$out/shard$k.json" \
     --save-dir "$out/smc" > "$out/shard$k.log" 2> "$out/shard$k.err" & pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
-semcodec lossless-bench --merge "$out"/shard*.json --json "$out/bench.json" | tee "$out/bench.md"
+semcodec lossless-bench --merge "$out"/shard*.json --json-out "$out/bench.json" | tee "$out/bench.md"
 for threads in 1 2; do  # fresh processes, each shard with the same thread count
   pids=()
   for k in $(seq 1 "$shards"); do

@@ -210,3 +210,31 @@ def test_coding_freqs_match_the_documented_mixture():
         got = coding_freqs(logits, ngram if a else None, a, counts if n else None, c, n)
         assert got.dtype == np.int64 and got.min() >= 1 and got.sum() <= FREQ_TOTAL
         assert np.abs(got - want).max() <= 1  # float64 rounding only
+
+
+def test_numpy_loader_is_the_same_model(tiny, tiny_lm):
+    """The torch-free loader (fast ``--caption``) gives the HF loader's hash, ids and step logits bit
+    for bit, so either side of a stream may use either loader."""
+    from semcodec.text.lm import load_gpt2_numpy
+
+    fast = load_gpt2_numpy(tiny)
+    assert fast is not None and fast.model is None
+    assert (fast.sha256, fast.bos_id, fast.eos_id, fast.vocab, fast.max_context) == (
+        tiny_lm.sha256, tiny_lm.bos_id, tiny_lm.eos_id, tiny_lm.vocab, tiny_lm.max_context)
+    a, b = GPT2Stepper(state=fast.state, config=fast.config), GPT2Stepper(tiny_lm.model)
+    for tok in [0, 5, 17, 300, 2]:
+        assert np.array_equal(a.step(tok), b.step(tok))
+    for text in CAPTIONS + ODD:
+        assert LMArithmeticCoder(fast).encode(text) == LMArithmeticCoder(tiny_lm).encode(text)
+
+
+def test_shipped_caption_lm_loads_without_torch():
+    coder = LMArithmeticCoder()
+    if coder.availability() is not None:
+        pytest.skip("caption LM weights not shipped here")
+    script = ("import sys\nfrom semcodec.text import encode_text_stream, decode_text_stream\n"
+              "p = encode_text_stream('a red barn in a green field')\n"
+              "assert decode_text_stream(p) == 'a red barn in a green field'\n"
+              "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

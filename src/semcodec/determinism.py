@@ -21,13 +21,21 @@ def fixed_threads(n: int = 1) -> Iterator[None]:
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
+        with blas_threads(n):
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@contextlib.contextmanager
+def blas_threads(n: int = 1) -> Iterator[None]:
+    """BLAS alone on ``n`` threads: for numpy/numba code that never touches torch (importing torch only
+    to pin its threads costs seconds, e.g. the caption LM's compiled path)."""
+    try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - declared dependency
         limits = contextlib.nullcontext()
     else:
         limits = threadpool_limits(n, user_api="blas")
-    try:
-        with limits:
-            yield
-    finally:
-        torch.set_num_threads(old)
+    with limits:
+        yield

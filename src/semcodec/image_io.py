@@ -22,6 +22,7 @@ import functools
 import io
 import os
 import tempfile
+import typing
 import warnings
 from pathlib import Path
 
@@ -31,7 +32,9 @@ from PIL import Image, ImageCms, ImageOps
 from .container import DEFAULT_MAX_PIXELS
 from .errors import ImageTooLargeError, SemcodecError
 
-ImageLike = str | os.PathLike | np.ndarray | Image.Image
+#: What :func:`load_image` reads: a path, an encoded image (bytes or a binary file object), a PIL
+#: image, an array, or a torch tensor (C×H×W or 1×C×H×W, float in [0, 1]; torch is never imported here).
+ImageLike = str | os.PathLike | bytes | bytearray | memoryview | typing.BinaryIO | np.ndarray | Image.Image | typing.Any
 
 ALPHA_BACKGROUND = 255  # white: transparent pixels show what a viewer on a white page shows
 
@@ -59,28 +62,63 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
 def load_image(image: ImageLike, max_pixels: int | None = None, frame: int | None = None) -> np.ndarray:
     """Return an H×W×3 uint8 sRGB array; the size is checked before pixels are decoded.
 
-    ``image`` is a path, a PIL image or an array (H×W gray, H×W×2 gray + alpha, H×W×3 RGB, H×W×4
-    RGBA; uint8, uint16, bool or float in [0, 1]). ``frame`` picks one frame of an animated or
+    ``image`` is a path, the bytes of an image file, a binary file object, a PIL image, an array (H×W
+    gray, H×W×2 gray + alpha, H×W×3 RGB, H×W×4 RGBA; uint8, uint16, bool or float in [0, 1]) or a torch
+    tensor (C×H×W or 1×C×H×W; float in [0, 1] or uint8). ``frame`` picks one frame of an animated or
     multi-page file, which is refused without it.
     """
     max_pixels = max_pixels or max_pixels_from_env()
+    if _is_torch_tensor(image):
+        image = _tensor_to_array(image)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return _open_and_convert(io.BytesIO(bytes(image)), "the image bytes", frame, max_pixels)
+    if hasattr(image, "read") and not isinstance(image, (str, os.PathLike)):
+        return _open_and_convert(image, getattr(image, "name", None) or "the image file object", frame, max_pixels)
     if isinstance(image, np.ndarray):
         if frame not in (None, 0):
             raise SemcodecError(f"an array is a single image; frame={frame} does not exist")
         return _array_to_rgb8(image, max_pixels)
     if isinstance(image, Image.Image):
         return _pil_to_rgb8(_select_frame(image, frame, "the image"), max_pixels)
+    if not isinstance(image, (str, os.PathLike)):
+        raise SemcodecError(f"cannot read an image from a {type(image).__name__}: give a path, bytes, a file"
+                            " object, a PIL image, an H×W×3 array or a C×H×W tensor")
     path = Path(image)
+    if path.is_dir():
+        raise SemcodecError(f"{path} is a directory, not an image file (compress-dir codes a folder)")
     if not path.is_file():
         raise SemcodecError(f"no such image file: {path}")
+    return _open_and_convert(path, str(path), frame, max_pixels)
+
+
+def _open_and_convert(source: Path | typing.BinaryIO, name: str, frame: int | None, max_pixels: int) -> np.ndarray:
     try:
-        pil = Image.open(path)
+        pil = Image.open(source)
     except Image.DecompressionBombError as e:  # Pillow's own cap, above ours unless raised
-        raise ImageTooLargeError(f"{path}: {e}") from None
+        raise ImageTooLargeError(f"{name}: {e}") from None
     except Exception as e:  # PIL raises many types for unreadable files
-        raise SemcodecError(f"cannot read image {path}: {e}") from None
+        raise SemcodecError(f"cannot read image {name}: {e}") from None
     with pil:
-        return _pil_to_rgb8(_select_frame(pil, frame, str(path)), max_pixels)
+        return _pil_to_rgb8(_select_frame(pil, frame, name), max_pixels)
+
+
+def _is_torch_tensor(obj: object) -> bool:
+    """True for a torch tensor, decided from its type's module so torch is never imported to ask."""
+    return type(obj).__module__.split(".")[0] == "torch" and hasattr(obj, "detach")
+
+
+def _tensor_to_array(t: typing.Any) -> np.ndarray:
+    """C×H×W (or 1×C×H×W) tensor -> H×W×C array; float stays float (read as [0, 1] by the array rules)."""
+    arr = t.detach().cpu().numpy()
+    if arr.ndim == 4:
+        if arr.shape[0] != 1:
+            raise SemcodecError(f"expected one image (1×C×H×W), got a batch of shape {tuple(arr.shape)}")
+        arr = arr[0]
+    if arr.ndim == 3:
+        if arr.shape[0] not in (1, 2, 3, 4):
+            raise SemcodecError(f"expected a C×H×W tensor with 1-4 channels, got shape {tuple(arr.shape)}")
+        arr = arr.transpose(1, 2, 0)
+    return np.ascontiguousarray(arr)
 
 
 def _select_frame(pil: Image.Image, frame: int | None, name: str) -> Image.Image:
@@ -278,12 +316,26 @@ def _probe_image(mode: str) -> Image.Image:
     return Image.fromarray(np.concatenate(rows)[None], mode="RGB")
 
 
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it: there is no getter before Python 3.13)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temp file in the target folder, fsync, then rename: no partial file is ever visible."""
+    """Write to a temp file in the target folder, fsync, then rename: no partial file is ever visible.
+
+    The file gets the mode a plain ``open(path, "wb")`` would give (0666 minus the umask), not
+    ``mkstemp``'s private 0600: outputs are shared like those of every other codec tool.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise SemcodecError(f"{path} is a directory; give a file name to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -9,14 +9,16 @@ streams to the profile's decoder.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from .container import Container, Stream, StreamKind, parse_container, stream_cost
 from .errors import FormatError, ProfileMismatchError, RateError, SemcodecError
-from .image_io import ImageLike, load_image, max_pixels_from_env
+from .image_io import ImageLike, atomic_write_bytes, encode_png, load_image, max_pixels_from_env, save_image
 from .paths import hub_offline_by_default
 from .profiles import (
     DEFAULT_PROFILE,
@@ -28,6 +30,38 @@ from .profiles import (
     profile_for_id,
 )
 from .text import TEXT_CODERS, decode_text_stream, encode_text_stream
+
+#: A ``.smc`` file as the API takes it: its bytes, a path, or a binary file object open for reading.
+SmcLike = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
+#: Where an output may go: a path (written atomically) or a binary file object open for writing.
+Output = str | os.PathLike | BinaryIO
+
+
+def read_smc(data: SmcLike) -> bytes:
+    """The bytes of a ``.smc`` given as bytes, a path or a binary file object."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        if path.is_dir():
+            raise SemcodecError(f"{path} is a directory, not a .smc file")
+        if not path.is_file():
+            raise SemcodecError(f"no such .smc file: {path}")
+        return path.read_bytes()
+    if hasattr(data, "read"):
+        out = data.read()
+        if not isinstance(out, (bytes, bytearray)):
+            raise SemcodecError("the file object must be opened in binary mode ('rb')")
+        return bytes(out)
+    raise SemcodecError(f"expected .smc bytes, a path or a binary file object, got {type(data).__name__}")
+
+
+def write_output(output: Output, data: bytes) -> None:
+    """Write ``data`` to a path (atomically) or to a binary file object."""
+    if isinstance(output, (str, os.PathLike)):
+        atomic_write_bytes(output, data)
+    else:
+        output.write(data)
 
 
 def target_bytes(bpp: float, width: int, height: int) -> int:
@@ -72,10 +106,13 @@ def compress(
     profile: str | Profile | None = None,
     caption: str | None = None,
     max_pixels: int | None = None,
+    output: Output | None = None,
     **profile_options: Any,
 ) -> bytes:
-    """Compress an image (path, PIL image or H×W×3 uint8 array) into one ``.smc`` byte string.
+    """Compress an image into one ``.smc`` byte string (also written to ``output`` when given).
 
+    ``image``: a path, image-file bytes, a binary file object, a PIL image, an H×W×3 uint8 array (see
+    :func:`semcodec.image_io.load_image` for the other layouts) or a C×H×W torch tensor in [0, 1].
     With ``bpp`` the result is the best the profile can do with ``8·len(result)/(H·W) ≤ bpp``;
     a :class:`RateError` is raised if nothing fits.
     """
@@ -90,6 +127,8 @@ def compress(
             f" {target_bytes(bpp, request.width, request.height)} byte target for {bpp} bpp"
             " (a profile bug: it must respect max_bytes)"
         )
+    if output is not None:
+        write_output(output, data)
     return data
 
 
@@ -113,14 +152,30 @@ class Decoded:
 hub_offline_by_default()  # compress/decompress run offline like eval and compress-dir ($SEMCODEC_ALLOW_DOWNLOADS=1)
 
 
-def open_container(data: bytes, max_pixels: int | None = None) -> Container:
-    return parse_container(bytes(data), max_pixels or max_pixels_from_env())
+def open_container(data: SmcLike, max_pixels: int | None = None) -> Container:
+    return parse_container(read_smc(data), max_pixels or max_pixels_from_env())
 
 
-def decode(data: bytes, max_pixels: int | None = None, **profile_options: Any) -> Decoded:
-    """Decode a ``.smc`` byte string into the image and every text stream it carries."""
+def decode(data: SmcLike, max_pixels: int | None = None, output: Output | None = None,
+           **profile_options: Any) -> Decoded:
+    """Decode a ``.smc`` (bytes, path or binary file object) into the image and every text stream it
+    carries; with ``output`` the image is also saved there (PNG unless a path's suffix says otherwise)."""
     container = open_container(data, max_pixels)
-    prof = profile_for_id(container.profile_id, **profile_options)
+    decoded = decode_container(container, profile_for_id(container.profile_id, **profile_options))
+    if output is not None:
+        save_output(output, decoded.image)
+    return decoded
+
+
+def save_output(output: Output, image: np.ndarray) -> None:
+    if isinstance(output, (str, os.PathLike)):
+        save_image(output, image)
+    else:
+        output.write(encode_png(image))
+
+
+def decode_container(container: Container, prof: Profile) -> Decoded:
+    """Decode a parsed container with ``prof`` (the profile its header names, already built)."""
     if prof.fingerprint() != container.config_hash:
         models = prof.config().get("components")
         here = ("; the models here are " + ", ".join(f"{k} {v}" for k, v in sorted(models.items()))
@@ -142,13 +197,14 @@ def decode(data: bytes, max_pixels: int | None = None, **profile_options: Any) -
     return Decoded(image=image, texts=texts, container=container)
 
 
-def decompress(data: bytes, **kwargs: Any) -> np.ndarray:
-    """Decode a ``.smc`` byte string to an H×W×3 uint8 array."""
+def decompress(data: SmcLike, **kwargs: Any) -> np.ndarray:
+    """Decode a ``.smc`` (bytes, path or binary file object) to an H×W×3 uint8 array."""
     return decode(data, **kwargs).image
 
 
-def describe(data: bytes, max_pixels: int | None = None) -> dict[str, Any]:
+def describe(data: SmcLike, max_pixels: int | None = None) -> dict[str, Any]:
     """Machine-readable summary: every stream with kind, bytes and bpp share; the bytes sum to the file."""
+    data = read_smc(data)
     container = open_container(data, max_pixels)
     pixels = container.width * container.height
     header = len(container.header_bytes())
@@ -183,4 +239,60 @@ def describe(data: bytes, max_pixels: int | None = None) -> dict[str, Any]:
     }
 
 
-__all__ = ["Decoded", "analyse", "compress", "decode", "decompress", "describe", "open_container", "stream_cost", "target_bytes"]
+class Codec:
+    """A profile built once (models loaded once) and used for many images::
+
+        codec = semcodec.Codec("lic", quality=0.5)
+        data = codec.compress("a.png")                 # the default rate given here, or bpp=/quality=
+        image = codec.decompress(data)
+
+    ``bpp`` / ``quality`` given here are the defaults of :meth:`compress`; ``options`` are the
+    profile's ``--set`` options. Instances share the per-process profile cache of
+    :func:`semcodec.profiles.get_profile`, so two handles with the same options share one model.
+    """
+
+    def __init__(self, profile: str | Profile | None = None, *, bpp: float | None = None,
+                 quality: float | None = None, max_pixels: int | None = None, **options: Any) -> None:
+        if bpp is not None and quality is not None:
+            raise SemcodecError("give either a bpp target or a quality, not both")
+        self.profile = profile if isinstance(profile, Profile) else get_profile(profile or DEFAULT_PROFILE, **options)
+        self.bpp, self.quality, self.max_pixels = bpp, quality, max_pixels
+
+    def __repr__(self) -> str:
+        rate = f"bpp={self.bpp}" if self.bpp is not None else f"quality={self.quality}"
+        return f"Codec({self.profile.name!r}, {rate})"
+
+    def _rate(self, bpp: float | None, quality: float | None) -> tuple[float | None, float | None]:
+        if bpp is None and quality is None:
+            return self.bpp, self.quality
+        return bpp, quality
+
+    def compress(self, image: ImageLike, bpp: float | None = None, quality: float | None = None,
+                 caption: str | None = None, output: Output | None = None) -> bytes:
+        """One ``.smc`` byte string (see :func:`compress`); ``bpp``/``quality`` override the handle's."""
+        bpp, quality = self._rate(bpp, quality)
+        return compress(image, bpp=bpp, quality=quality, profile=self.profile, caption=caption,
+                        max_pixels=self.max_pixels, output=output)
+
+    def analyse(self, image: ImageLike, bpp: float | None = None, quality: float | None = None,
+                caption: str | None = None) -> list[SentStream]:
+        bpp, quality = self._rate(bpp, quality)
+        return analyse(image, bpp=bpp, quality=quality, profile=self.profile, caption=caption,
+                       max_pixels=self.max_pixels)
+
+    def decode(self, data: SmcLike, output: Output | None = None) -> Decoded:
+        """Decode a file written by this profile with this handle's models; a file of another profile
+        is decoded with that profile's defaults."""
+        container = open_container(data, self.max_pixels)
+        same = container.profile_id == self.profile.profile_id
+        decoded = decode_container(container, self.profile if same else profile_for_id(container.profile_id))
+        if output is not None:
+            save_output(output, decoded.image)
+        return decoded
+
+    def decompress(self, data: SmcLike, output: Output | None = None) -> np.ndarray:
+        return self.decode(data, output).image
+
+
+__all__ = ["Codec", "Decoded", "analyse", "compress", "decode", "decompress", "describe", "open_container", "read_smc",
+           "stream_cost", "target_bytes"]

@@ -194,7 +194,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="../shared/data/kodak")
     p.add_argument("--quality", type=int, default=None, help="base quality (default: the model's)")
     p.add_argument("--limit", type=int, default=0, help="only the first N images")
-    p.add_argument("--json", default=None, help="write all numbers here")
+    p.add_argument("--json-out", dest="json", default=None, metavar="PATH", help="write all numbers here as JSON")
+    p.add_argument("--json", dest="json", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # former spelling
     p.add_argument("--weights", default=None, help="model folder (default: the packaged weights)")
     p.add_argument("--adapt-steps", type=int, default=None,
                    help="per-image head adapter fitting steps (default: the coder's; 0 = off)")
@@ -205,7 +206,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard", type=parse_shard, default=(1, 1), metavar="K/N",
                    help="code (or verify) only images K, K+N, ... so N processes can share the cores")
     p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
-                   help="only merge the --json files of finished shards into one table (and --json)")
+                   help="only merge the --json-out files of finished shards into one table (and --json-out)")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -125,4 +125,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--every", type=int, default=1, help="only every K-th text (evenly spaced subset)")
     p.add_argument("--limit", type=int, default=None, help="only the first N texts")
     p.add_argument("--no-ngram", action="store_true", help="skip the Witten-Bell 6-gram baseline row")
-    p.add_argument("--json", default=None, help="also write the rows as JSON here")
+    p.add_argument("--json-out", dest="json", default=None, metavar="PATH", help="also write the rows as JSON here")
+    p.add_argument("--json", dest="json", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # former spelling

@@ -276,16 +276,15 @@ def summarise(cfg: EvalConfig, images: list[Path] | None = None) -> dict[str, An
 def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     import importlib
 
-    from ..profiles import profile_classes
+    from ..profiles import PROFILES, profile_class
 
     for mod in cfg.plugins:
         importlib.import_module(mod)
 
-    classes = profile_classes()
+    for p in cfg.profiles:  # names first, from the table: a typo fails before any profile is imported
+        PROFILES.entry(p)
     for p in cfg.profiles:
-        if p not in classes:
-            raise MissingComponentError(f"unknown profile {p!r}; available: {', '.join(classes)}")
-        reason = classes[p].availability()
+        reason = profile_class(p).availability()
         if reason:
             raise MissingComponentError(f"profile {p!r} is not available here: {reason}")
     if cfg.anchor and cfg.anchor not in cfg.profiles:

@@ -16,6 +16,7 @@ that go into the profile's config hash (``config=True``).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import types
 import typing
@@ -104,7 +105,9 @@ class Settings:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise SemcodecError(f"profile {profile!r} has no option(s) {', '.join(unknown)};"
+            close = [m for u in unknown for m in difflib.get_close_matches(u, known, 1)]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise SemcodecError(f"profile {profile!r} has no option(s) {', '.join(unknown)}{hint};"
                                 f" valid: {', '.join(sorted(known)) or 'none'}")
         return cls(**options)
 

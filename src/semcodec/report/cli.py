@@ -17,9 +17,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="self-contained HTML report of a `semcodec eval` results folder")
-    p.add_argument("results_dir")
+    p.add_argument("results_dir", help="folder written by `semcodec eval`")
     p.add_argument("-o", "--output", help="output HTML (default RESULTS_DIR/report.html)")
     p.add_argument("--max-images", type=int, default=4, help="images in the viewer (each embeds every decode)")
     p.add_argument("--originals", help="folder of the original images (default: the data folder of the eval run)")
-    p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_report)

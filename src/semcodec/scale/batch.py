@@ -26,15 +26,16 @@ def compress_file(src: str, dst: str, profile: str | None, bpp: float | None, qu
                   options: dict[str, Any]) -> dict[str, Any]:
     """One job: compress ``src`` into ``dst`` (atomic write). Raises nothing; errors go in the row."""
     from ..image_io import atomic_write_bytes, load_image
-    from ..pipeline import compress
+    from ..pipeline import Codec
 
     row: dict[str, Any] = {"image": Path(src).name, "output": Path(dst).name, "profile": profile or "",
                            "target_bpp": "" if bpp is None else bpp, "quality": "" if quality is None else quality,
                            "error": ""}
     try:
         img = load_image(src)
+        codec = Codec(profile, **options)  # models load once per worker: the profile cache is shared
         t0 = time.perf_counter()
-        data = compress(img, bpp=bpp, quality=quality, profile=profile, **options)
+        data = codec.compress(img, bpp=bpp, quality=quality)
         row["enc_s"] = round(time.perf_counter() - t0, 4)
         atomic_write_bytes(dst, data)
     except Exception as e:

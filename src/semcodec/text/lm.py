@@ -56,12 +56,24 @@ class LoadedLM:
     max_context: int
     sha256: str
     fast: bool  # True when the GPT2Stepper can be used
+    #: float64 weights and config when loaded without torch (:func:`load_gpt2_numpy`; ``model`` is None)
+    state: dict[str, np.ndarray] | None = None
+    config: Any = None
 
     def stepper(self):
         """The (cached) stepper; callers reset() it before each text."""
         if getattr(self, "_stepper", None) is None:
-            self._stepper = GPT2Stepper(self.model) if self.fast else HFStepper(self.model)
+            if self.model is None:
+                self._stepper = GPT2Stepper(state=self.state, config=self.config)
+            else:
+                self._stepper = GPT2Stepper(self.model) if self.fast else HFStepper(self.model)
         return self._stepper
+
+    def threads(self):
+        """The thread pinning this LM's steps need: torch's and BLAS's, or BLAS's alone without torch."""
+        from ..determinism import blas_threads
+
+        return blas_threads(1) if self.model is None else fixed_threads(1)
 
     def encode_ids(self, text: str) -> list[int] | None:
         """Token ids that decode back to exactly ``text``, or None if this tokenizer can't."""
@@ -124,6 +136,50 @@ def load_causal_lm(name_or_path: str | Path) -> LoadedLM:
     return LoadedLM(model, tokenizer, int(bos), int(eos), vocab, min(max_ctx, 4096), weights_hash(model), fast)
 
 
+#: config.json values the compiled GPT-2 step implements (anything else goes through transformers)
+_GPT2_PLAIN = {"model_type": "gpt2", "activation_function": "gelu_new", "add_cross_attention": False,
+               "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
+               "scale_attn_weights": True, "tie_word_embeddings": True}
+
+
+def load_gpt2_numpy(folder: str | Path) -> LoadedLM | None:
+    """A plain tied-embedding GPT-2 folder (``config.json``, ``model.safetensors``, ``tokenizer.json``)
+    loaded with numpy, safetensors and tokenizers only: no torch, no transformers (seconds of imports
+    per process). The weights and identity hash are those :func:`load_causal_lm` gives (fp32 values,
+    ``lm_head.weight`` = the tied ``wte``); None when the folder is anything else."""
+    import json
+    from types import SimpleNamespace
+
+    path = Path(folder)
+    files = [path / n for n in ("config.json", "model.safetensors", "tokenizer.json")]
+    if not all(f.is_file() for f in files) or (path / "tokenizer_config.json").exists():
+        return None
+    cfg = json.loads(files[0].read_text(encoding="utf-8"))
+    if any(cfg.get(k, v) != v for k, v in _GPT2_PLAIN.items()) or cfg.get("eos_token_id") is None:
+        return None
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+
+    fp32 = {k: v.astype(np.float32) for k, v in load_file(str(files[1])).items()}
+    if "lm_head.weight" in fp32 or "transformer.wte.weight" not in fp32:
+        return None
+    fp32["lm_head.weight"] = fp32["transformer.wte.weight"]
+    h = hashlib.sha256()  # the same walk as weights_hash(model) over the HF state dict
+    for name, arr in sorted(fp32.items()):
+        h.update(name.encode())
+        h.update(str(tuple(arr.shape)).encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    eos = cfg["eos_token_id"]
+    eos = eos[0] if isinstance(eos, list) else eos
+    bos = cfg.get("bos_token_id")
+    bos = eos if bos is None else bos
+    config = SimpleNamespace(**{k: cfg[k] for k in ("n_embd", "n_head", "n_positions", "n_layer",
+                                                    "layer_norm_epsilon")})
+    state = {k: v.astype(np.float64) for k, v in fp32.items()}
+    return LoadedLM(None, Tokenizer.from_file(str(files[2])), int(bos), int(eos), int(fp32["lm_head.weight"].shape[0]),
+                    min(int(cfg["n_positions"]), 4096), h.hexdigest(), True, state=state, config=config)
+
+
 class HFStepper:
     """One token at a time through any HF causal LM with its KV cache."""
 
@@ -156,12 +212,14 @@ class GPT2Stepper:
     quantise logits to a coarse grid, and encoder and decoder always run this same code.
     """
 
-    def __init__(self, model) -> None:
+    def __init__(self, model: Any = None, *, state: dict[str, np.ndarray] | None = None, config: Any = None) -> None:
+        """From a transformers ``GPT2LMHeadModel``, or from float64 ``state`` + ``config`` (no torch)."""
         from .gpt2_kernel import gpt2_step, quantise_columns
 
         self._kernel = gpt2_step  # bound once: step() is the per-token hot path
-        sd = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
-        cfg = model.config
+        if model is not None:
+            state, config = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}, model.config
+        sd, cfg = state, config
         self.d, self.h, self.n_ctx = cfg.n_embd, cfg.n_head, cfg.n_positions
         self.hd = self.d // self.h
         self.eps = np.float32(cfg.layer_norm_epsilon)

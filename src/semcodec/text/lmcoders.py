@@ -35,8 +35,8 @@ from .base import TextCoder
 from .freq_kernel import coding_freqs
 from .lm import (
     LoadedLM,
-    fixed_threads,
     load_causal_lm,
+    load_gpt2_numpy,
 )
 from .token_ngram import TokenNgram
 
@@ -94,13 +94,22 @@ class _LMCoderBase(TextCoder):
             reason = self.availability()
             if reason:
                 raise MissingComponentError(f"text coder {self.name!r}: {reason}")
-            lm = load_causal_lm(self.model_source())
+            lm = self._load(self.model_source())
             if self.expected_sha256 and lm.sha256 != self.expected_sha256:
                 raise MissingComponentError(
                     f"text coder {self.name!r} needs caption LM {self.expected_sha256[:12]}, found weights "
                     f"{lm.sha256[:12]}: streams written with one model cannot be decoded with another")
             self._lm = lm
         return self._lm
+
+    def _load(self, source: str | Path) -> LoadedLM:
+        """The pinned caption LM loads without torch when the numpy loader reproduces its hash (then it
+        is the very same model); anything else, or a mismatch, goes through transformers."""
+        if self.expected_sha256:
+            lm = load_gpt2_numpy(source)
+            if lm is not None and lm.sha256 == self.expected_sha256:
+                return lm
+        return load_causal_lm(source)
 
     @property
     def ngram(self) -> TokenNgram:
@@ -138,7 +147,7 @@ class _LMCoderBase(TextCoder):
         st.reset()
         counts = np.zeros(lm.vocab, dtype=np.float64) if self.cache_lambda else None
         history = self.ngram.start() if self.ngram_lambda else []
-        with fixed_threads(1):
+        with lm.threads():
             logits = st.step(lm.bos_id)
             i = 0
             while True:

@@ -14,9 +14,15 @@ DEFAULTS = dict(vocab=4096, d=192, layers=4, heads=3, seq=512, batch=6, lr=3e-3,
                 dropout=0.1, seed=1234, coco_repeat=2, paragraph_p=0.5, val_images=150)
 
 
+def quiet_argument(p: argparse.ArgumentParser) -> None:
+    """``-q`` for the ``python -m semcodec.train.X`` parsers too; SUPPRESS keeps a ``semcodec -q train X``
+    given before the command (trainers read ``getattr(args, "quiet", False)``)."""
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar")
+
+
 def lic_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="BSDS500 folder with train/ and val/ (default: ../shared/data/bsds500)")
-    p.add_argument("--out", default=str(runs_dir() / "lic"), help="run folder: checkpoints, log.jsonl")
+    p.add_argument("-o", "--output", "--out", dest="out", default=str(runs_dir() / "lic"), help="run folder: checkpoints, log.jsonl")
     p.add_argument("--model", default="lic-small")
     p.add_argument("--model-cfg", help='JSON constructor arguments, e.g. \'{"N": 64, "M": 128}\'')
     p.add_argument("--terms", default="mse=0.5,lpips=0.2,clip-iqa=0.2,clip-i2t=0.1",
@@ -33,7 +39,8 @@ def lic_arguments(p: argparse.ArgumentParser) -> None:
                    help="crop side is min(--crop, this·s): small crops for cheap full-resolution steps")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--iters", type=int, default=6000)
-    p.add_argument("--minutes", type=float, default=None, help="stop (with a checkpoint) after this wall time")
+    p.add_argument("--max-minutes", "--minutes", dest="minutes", type=float, default=None,
+                   help="stop (with a checkpoint) after this wall time")
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--decay-at", type=float, default=0.85, help="fraction of --iters after which lr drops ×0.1")
     p.add_argument("--clip-grad", type=float, default=1.0, help="gradient-norm clip (0 = off)")
@@ -46,14 +53,14 @@ def lic_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--export", help="after training, write model.safetensors + config.json here")
     p.add_argument("--export-only", action="store_true", help="only export --out/last.pt to --export")
-    p.add_argument("-q", "--quiet", action="store_true")
+    quiet_argument(p)
 
 
 def lossless_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of ``semcodec train lossless`` (unchanged from ``train-lossless``)."""
     d = shared_data_dir()
     p.add_argument("--data", default=str(d / "bsds500") if d else "../shared/data/bsds500")
-    p.add_argument("--out", default=str(runs_dir() / "lossless"))
+    p.add_argument("-o", "--output", "--out", dest="out", default=str(runs_dir() / "lossless"))
     p.add_argument("--config", help="JSON LosslessConfig (default: the shipped small GPT-2 setup)")
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--batch", type=int, default=8)
@@ -74,13 +81,15 @@ def lossless_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt-every", type=int, default=10)
     p.add_argument("--max-minutes", type=float, default=0)
     p.add_argument("--resume", action="store_true")
-    p.add_argument("--export-to", help="copy the best export here (e.g. src/semcodec/weights/lossless)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--export", "--export-to", dest="export_to",
+                   help="copy the best export here (e.g. src/semcodec/weights/lossless)")
+    quiet_argument(p)
 
 
 def latent_codec_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--out", default=str(runs_dir() / "latent_codec"))
-    ap.add_argument("--minutes", type=float, default=70, help="wall-time budget of the whole run (resumes included)")
+    ap.add_argument("-o", "--output", "--out", dest="out", default=str(runs_dir() / "latent_codec"))
+    ap.add_argument("--max-minutes", "--minutes", dest="minutes", type=float, default=70,
+                    help="wall-time budget of the whole run (resumes included)")
     ap.add_argument("--lmbda", type=float, default=4.0)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--crop", type=int, default=32)
@@ -95,14 +104,14 @@ def latent_codec_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--vae", default="taef2", help="'taef2' or a diffusers VAE folder/id (e.g. SD 2.1's)")
     ap.add_argument("--latent-channels", type=int, default=32, help="channels of that VAE's latent (SD: 4)")
     ap.add_argument("--export", default=None, help="write the latest checkpoint as safetensors to this folder")
-    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    quiet_argument(ap)
 
 
 def caption_lm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["train", "export", "ngram"], nargs="?", default="train")
     p.add_argument("--run-dir", default=str(runs_dir() / "caption_lm"))
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--out", default=str(PACKAGE_WEIGHTS / "caption_lm"))
+    p.add_argument("-o", "--output", "--out", dest="out", default=str(PACKAGE_WEIGHTS / "caption_lm"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--max-minutes", type=float, default=90.0, help="wall-time bound for this invocation")
     p.add_argument("--ckpt-minutes", type=float, default=4.0)
@@ -122,7 +131,7 @@ def add_run_arguments(ap: argparse.ArgumentParser, lr: float) -> None:
     ap.add_argument("--tiny", action="store_true", help="build a tiny random SD in OUT/base first (smoke run)")
     ap.add_argument("--images", required=True)
     ap.add_argument("--captions", default=None, help="optional TSV: filename<TAB>caption (missing -> empty)")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("-o", "--output", "--out", dest="out", required=True)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--size", type=int, default=256, help="training crop side (pixels)")
     ap.add_argument("--lr", type=float, default=lr)

@@ -27,6 +27,8 @@ TRAINERS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str, s
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    from ..cli import hidden_alias
+
     t = sub.add_parser("train", help="train a model: " + ", ".join(TRAINERS))
     models = t.add_subparsers(dest="model", required=True, metavar="MODEL")
     for name, (text, flags, target, alias) in TRAINERS.items():
@@ -38,6 +40,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("calibrate-codec", help="choose the lic downscale per bpp range on held-out images")
     c.add_argument("weights", help="weights folder (config.json gets scale_policy)")
     c.add_argument("--data", help="images (default: ../shared/data/bsds500/val)")
-    c.add_argument("--limit", type=int, default=10)
-    c.add_argument("--json", help="also write the curves here")
+    c.add_argument("--limit", type=int, default=10, help="images used")
+    c.add_argument("--json-out", dest="json", metavar="PATH", help="also write the curves here as JSON")
+    hidden_alias(c, "--json", "json")
     c.set_defaults(func=lazy("semcodec.train.lic:cmd_calibrate"))

@@ -112,7 +112,7 @@ def train(args: argparse.Namespace) -> None:
     loop = TrainLoop(Path(args.out), model, {"opt": opt, "aux_opt": aux_opt}, step_fn, args.max_steps,
                      validate_fn=validate, lr_at=lambda s: args.lr if s < 0.75 * args.max_steps else args.lr / 4,
                      rngs={"crops": rng}, val_every=args.ckpt_every, ckpt_every=args.ckpt_every, log_every=50,
-                     ckpt_name="checkpoint.pt", desc="train latent-codec", quiet=args.quiet)
+                     ckpt_name="checkpoint.pt", desc="train latent-codec", quiet=getattr(args, "quiet", False))
     loop.load()
     if args.export:
         model.save(args.export, {"trained_steps": loop.step, "train_minutes": round(loop.elapsed / 60, 1),

@@ -106,7 +106,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
                      rngs={"crops": train_set.rng, "scale": scale_rng}, extra_state=lambda: {"meta": meta},
                      resume=not args.restart, max_minutes=args.minutes or 0, val_every=args.val_every,
                      ckpt_every=args.ckpt_every, log_every=args.log_every, ckpt_name="last.pt",
-                     log_name="log.jsonl", desc="train lic", quiet=args.quiet)
+                     log_name="log.jsonl", desc="train lic", quiet=getattr(args, "quiet", False))
     loop.load()
     (out / "run.json").write_text(json.dumps({**meta, "argv": vars(args)}, indent=2, default=str))
     model.train()
