@@ -7,7 +7,13 @@ Encoder (one analysis per scale, then a search over the rate parameter on *estim
                   bytes ≈ (−Σ log2 p_EB(ẑ) − Σ log2 N(ŷ; μ, σ_table)) / 8        (no entropy coder run)
     encode(r):    the estimate's ẑ, σ, μ ─► EB.compress / GC.compress ─► z_bytes, y_bytes  (1–2 times)
 
-Decoder: z_bytes ─► EB ─► h_s (1 thread) ─► σ, μ ─► GC.decompress ─► ÷gain(r) ─► g_s ─► upsampler ×s ─► crop.
+Decoder: z_bytes ─► EB ─► h_s (1 thread) ─► σ, μ ─► GC.decompress ─► ÷gain(r) ─► g_s ─► upsampler ×s ─► crop,
+the last three strip by strip (``synthesize``): a 6324×6324 header would otherwise need 4.2 GB for
+the 64-channel g_s activations at full resolution. Each strip is a band of full-width ŷ rows plus a
+halo of ``HALO`` latent rows above and below; the halo is wider than the synthesis' receptive field
+(g_s: about 2 latent pixels, the upsampler: 4 coding-resolution pixels), and on one thread every op
+computes a pixel the same way whatever the number of rows, so the strips are bit-identical to a
+whole-image synthesis (tested on Kodak at every scale).
 
 Determinism: the hyperprior rule of ``entropy/hyperprior.py`` (h_s on one thread, σ -> table index,
 CDF tables from the weights file), with the means snapped to a 1/64 grid (``MEAN_GRID``, part of
@@ -30,6 +36,7 @@ from torch import Tensor
 
 from ...determinism import fixed_threads
 from ...entropy.hyperprior import decode_latents, encode_latents, gaussian_params
+from ...errors import ImageTooLargeError
 from .models import MEAN_GRID, LicSmall, downscale
 
 #: Rate parameter resolution: r = rate_code / RATE_STEPS, r in [0, levels-1].
@@ -41,6 +48,14 @@ RATE_STEPS = 8
 #: never depend on the caller's thread setting.
 CODEC_THREADS = 1
 ALIGN = 64
+#: Output pixels per synthesis strip (the strip height follows from the width): about 60 bytes of
+#: activations per output pixel at the peak (measured), so about 250 MB per strip.
+STRIP_PIXELS = 1 << 22
+#: Latent rows of context above and below each strip (see module docstring: more than the receptive field).
+HALO = 4
+#: Largest strip (output pixels, halo included) the decoder will run: one latent row plus its halo
+#: must fit, which refuses only extreme aspect ratios (e.g. 40000×1000 at scale 8) under the pixel cap.
+MAX_STRIP_PIXELS = 24 << 20
 #: rANS flush bytes per coded string (z and y), added to the likelihood estimate.
 RANS_FLUSH = 4
 
@@ -149,6 +164,31 @@ class LicCoder:
         with self.running():
             y_hat = decode_latents(self.model, coded.z_bytes, coded.y_bytes, zshape, mean_grid=MEAN_GRID)
             _, inv_gain = self.model.gains(self._rate(coded.rate_code))
-            x_low = self.model.g_s((y_hat * inv_gain).contiguous(memory_format=torch.channels_last))
-            x_hat = self.model.upsample(x_low, coded.scale)
-            return to_uint8(x_hat[..., :height, :width])
+            return self.synthesize(y_hat * inv_gain, coded.scale, width, height)
+
+    def synthesize(self, y: Tensor, scale: int, width: int, height: int, rows: int | None = None) -> np.ndarray:
+        """g_s, upsampler and crop, a strip of ``rows`` latent rows at a time, into one uint8 image.
+
+        Strips span the full padded width: oneDNN picks its transposed-convolution kernel by the
+        input width, so column tiles change the last bits of the output, while row strips do not.
+        Peak memory is one strip's activations (``STRIP_PIXELS`` output pixels and its halo).
+        """
+        lh, lw = y.shape[-2:]
+        f = ALIGN // 4 * scale  # output pixels per latent pixel (g_s upsamples 16×, then ×scale)
+        if rows is None:
+            rows = max(1, STRIP_PIXELS // (lw * f * f))
+        if (rows + 2 * HALO) * lw * f * f > MAX_STRIP_PIXELS:
+            raise ImageTooLargeError(
+                f"lic: a {width}x{height} image at scale {scale} needs {lw * f} output pixels per row, more"
+                f" than the synthesis can hold in memory one strip at a time ({MAX_STRIP_PIXELS} pixels per"
+                " strip); this decoder refuses it")
+        out = np.empty((height, width, 3), dtype=np.uint8)
+        for t0 in range(0, min(lh, math.ceil(height / f)), rows):
+            a0, a1 = max(0, t0 - HALO), min(lh, t0 + rows + HALO)
+            x_low = self.model.g_s(y[..., a0:a1, :].contiguous(memory_format=torch.channels_last))
+            x_hat = self.model.upsample(x_low, scale)
+            del x_low
+            r0, r1 = t0 * f, min(height, (t0 + rows) * f)
+            out[r0:r1] = to_uint8(x_hat[..., r0 - a0 * f:r1 - a0 * f, :width])
+            del x_hat
+        return out
