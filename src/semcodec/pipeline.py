@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .budget import charge, decode_budget, text_work
 from .container import Container, Stream, StreamKind, parse_container, stream_cost
 from .errors import FormatError, ProfileMismatchError, RateError, SemcodecError
 from .image_io import ImageLike, load_image, max_pixels_from_env
@@ -112,9 +113,18 @@ def open_container(data: bytes, max_pixels: int | None = None) -> Container:
     return parse_container(bytes(data), max_pixels or max_pixels_from_env())
 
 
-def decode(data: bytes, max_pixels: int | None = None, **profile_options: Any) -> Decoded:
-    """Decode a ``.smc`` byte string into the image and every text stream it carries."""
+def decode(data: bytes, max_pixels: int | None = None, work_budget: float | None = None,
+           **profile_options: Any) -> Decoded:
+    """Decode a ``.smc`` byte string into the image and every text stream it carries.
+
+    ``work_budget`` bounds the decode work of this one file (see :mod:`semcodec.budget`).
+    """
     container = open_container(data, max_pixels)
+    with decode_budget(work_budget):
+        return _decode(container, **profile_options)
+
+
+def _decode(container: Container, **profile_options: Any) -> Decoded:
     prof = profile_for_id(container.profile_id, **profile_options)
     if prof.fingerprint() != container.config_hash:
         raise ProfileMismatchError(
@@ -122,7 +132,11 @@ def decode(data: bytes, max_pixels: int | None = None, **profile_options: Any) -
             f" (file {container.config_hash.hex()}, here {prof.fingerprint().hex()}); decode it with the"
             " same semcodec version and the same profile options/weights that wrote it"
         )
-    texts = [decode_text_stream(s.payload) for s in container.streams_of(StreamKind.TEXT)]
+    text_streams = container.streams_of(StreamKind.TEXT)
+    for s in text_streams:  # all charged before any is decoded: an over-budget file fails at once
+        coder = TEXT_CODERS.name_for_id(s.payload[0] & 0xF) if s.payload else None
+        charge(text_work(coder, len(s.payload)), f"text ({coder})")
+    texts = [decode_text_stream(s.payload) for s in text_streams]
     image = prof.decode(container.streams, container.width, container.height, texts=texts)  # captions decoded once
     if image.shape != (container.height, container.width, 3) or image.dtype != np.uint8:
         raise FormatError(f"decoder returned {image.shape} {image.dtype}, expected the header size")
