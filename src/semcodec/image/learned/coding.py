@@ -48,14 +48,16 @@ RATE_STEPS = 8
 #: never depend on the caller's thread setting.
 CODEC_THREADS = 1
 ALIGN = 64
-#: Output pixels per synthesis strip (the strip height follows from the width): about 60 bytes of
-#: activations per output pixel at the peak (measured), so about 250 MB per strip.
-STRIP_PIXELS = 1 << 22
+#: Output pixels per synthesis strip (the strip height follows from the width): at scale 1 the strip's
+#: activations peak near 150 bytes per output pixel (g_s at half resolution, halo included), so
+#: about 300 MB per strip; a 6324×6324 decode then peaks near 1 GB above the loaded model.
+STRIP_PIXELS = 1 << 21
 #: Latent rows of context above and below each strip (see module docstring: more than the receptive field).
 HALO = 4
-#: Largest strip (output pixels, halo included) the decoder will run: one latent row plus its halo
-#: must fit, which refuses only extreme aspect ratios (e.g. 40000×1000 at scale 8) under the pixel cap.
-MAX_STRIP_PIXELS = 24 << 20
+#: Largest strip (output pixels, halo included) the decoder will run, about 1.8 GB at scale 1 and far
+#: less at coarser scales: one latent row plus its halo must fit, which refuses only very wide images
+#: (wider than ~87,000 pixels at scale 1, ~10,900 at scale 8) under the pixel cap.
+MAX_STRIP_PIXELS = 12 << 20
 #: rANS flush bytes per coded string (z and y), added to the likelihood estimate.
 RANS_FLUSH = 4
 
