@@ -48,16 +48,20 @@ RATE_STEPS = 8
 #: never depend on the caller's thread setting.
 CODEC_THREADS = 1
 ALIGN = 64
-#: Output pixels per synthesis strip (the strip height follows from the width): at scale 1 the strip's
-#: activations peak near 150 bytes per output pixel (g_s at half resolution, halo included), so
-#: about 300 MB per strip; a 6324×6324 decode then peaks near 1 GB above the loaded model.
-STRIP_PIXELS = 1 << 21
+#: Memory one synthesis strip may use (activations, halo included), and the hard limit for the
+#: narrowest strip (one latent row and its halo) beyond which a very wide image is refused.
+STRIP_BYTES = 500 << 20
+MAX_STRIP_BYTES = 1200 << 20
 #: Latent rows of context above and below each strip (see module docstring: more than the receptive field).
 HALO = 4
-#: Largest strip (output pixels, halo included) the decoder will run, about 1.8 GB at scale 1 and far
-#: less at coarser scales: one latent row plus its halo must fit, which refuses only very wide images
-#: (wider than ~87,000 pixels at scale 1, ~10,900 at scale 8) under the pixel cap.
-MAX_STRIP_PIXELS = 12 << 20
+
+
+def strip_bytes_per_pixel(scale: int) -> float:
+    """Peak activation bytes per output pixel of a strip, measured on a forged 6324×6324 file: about
+    240 at scale 1 (g_s's 64 channels at half resolution dominate) and 45 at scale 8 (the upsampler)."""
+    return 40 + 200 / scale**2
+
+
 #: rANS flush bytes per coded string (z and y), added to the likelihood estimate.
 RANS_FLUSH = 4
 
@@ -173,17 +177,17 @@ class LicCoder:
 
         Strips span the full padded width: oneDNN picks its transposed-convolution kernel by the
         input width, so column tiles change the last bits of the output, while row strips do not.
-        Peak memory is one strip's activations (``STRIP_PIXELS`` output pixels and its halo).
+        Peak memory is one strip's activations (about ``STRIP_BYTES``, halo included).
         """
         lh, lw = y.shape[-2:]
         f = ALIGN // 4 * scale  # output pixels per latent pixel (g_s upsamples 16×, then ×scale)
+        row_bytes = lw * f * f * strip_bytes_per_pixel(scale)  # one latent row of output
         if rows is None:
-            rows = max(1, STRIP_PIXELS // (lw * f * f))
-        if (rows + 2 * HALO) * lw * f * f > MAX_STRIP_PIXELS:
+            rows = max(1, int(STRIP_BYTES // row_bytes))
+        if (1 + 2 * HALO) * row_bytes > MAX_STRIP_BYTES:
             raise ImageTooLargeError(
-                f"lic: a {width}x{height} image at scale {scale} needs {lw * f} output pixels per row, more"
-                f" than the synthesis can hold in memory one strip at a time ({MAX_STRIP_PIXELS} pixels per"
-                " strip); this decoder refuses it")
+                f"lic: a {width}x{height} image at scale {scale} is too wide for the synthesis to run one"
+                f" strip at a time within {MAX_STRIP_BYTES >> 20} MB; this decoder refuses it")
         out = np.empty((height, width, 3), dtype=np.uint8)
         for t0 in range(0, min(lh, math.ceil(height / f)), rows):
             a0, a1 = max(0, t0 - HALO), min(lh, t0 + rows + HALO)
