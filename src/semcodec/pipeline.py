@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from .budget import charge, decode_budget, text_work
 from .container import Container, Stream, StreamKind, parse_container, stream_cost
 from .errors import FormatError, ProfileMismatchError, RateError, SemcodecError
 from .image_io import ImageLike, atomic_write_bytes, encode_png, load_image, max_pixels_from_env, save_image
@@ -157,11 +158,13 @@ def open_container(data: SmcLike, max_pixels: int | None = None) -> Container:
 
 
 def decode(data: SmcLike, max_pixels: int | None = None, output: Output | None = None,
-           **profile_options: Any) -> Decoded:
+           work_budget: float | None = None, **profile_options: Any) -> Decoded:
     """Decode a ``.smc`` (bytes, path or binary file object) into the image and every text stream it
-    carries; with ``output`` the image is also saved there (PNG unless a path's suffix says otherwise)."""
+    carries; with ``output`` the image is also saved there (PNG unless a path's suffix says otherwise).
+    ``work_budget`` bounds the decode work of this one file (see :mod:`semcodec.budget`)."""
     container = open_container(data, max_pixels)
-    decoded = decode_container(container, profile_for_id(container.profile_id, **profile_options))
+    with decode_budget(work_budget):
+        decoded = decode_container(container, profile_for_id(container.profile_id, **profile_options))
     if output is not None:
         save_output(output, decoded.image)
     return decoded
@@ -185,8 +188,12 @@ def decode_container(container: Container, prof: Profile) -> Decoded:
             f" (file {container.config_hash.hex()}, here {prof.fingerprint().hex()}); decode it with the"
             f" same semcodec version and the same profile options/weights that wrote it{here}"
         )
+    text_streams = container.streams_of(StreamKind.TEXT)
+    for s in text_streams:  # all charged before any is decoded: an over-budget file fails at once
+        coder = TEXT_CODERS.name_for_id(s.payload[0] & 0xF) if s.payload else None
+        charge(text_work(coder, len(s.payload)), f"text ({coder})")
     try:
-        texts = [decode_text_stream(s.payload) for s in container.streams_of(StreamKind.TEXT)]  # decoded once
+        texts = [decode_text_stream(s.payload) for s in text_streams]  # decoded once
         image = prof.decode(container.streams, container.width, container.height, texts=texts)
     except SemcodecError:  # FormatError, MissingComponentError, ProfileMismatchError, ... say what to do
         raise

@@ -73,9 +73,24 @@ def encode_latents(model: Hyperprior, y: Tensor, z: Tensor, step: float = 1.0, m
     return z_bytes, y_bytes
 
 
+def guarded(data: bytes, symbols: int) -> bytes:
+    """``data`` followed by enough zero bytes that CompressAI's rANS decoder never reads past the end.
+
+    The C++ decoder does not check its input length: it reads one 32-bit word per symbol whenever its
+    state runs low, and a file whose header promises far more symbols than its bytes hold (a forged
+    6324×6324 ``lic`` header on 200 bytes) made it read past the end of the buffer and segfault.
+    Per symbol it reads at most one word, plus the bypass words of out-of-range values, which the
+    data bits pay for (a run of bypass chunks needs 4 one-bits of state each): ``4·symbols + 64·len``
+    bytes of zeros cover both. A valid stream is read exactly to its end (rANS reads back precisely
+    what the encoder wrote), so the padding never changes what a valid file decodes to.
+    """
+    return data + bytes(4 * symbols + 64 * len(data) + 64)
+
+
 def decode_latents(model: Hyperprior, z_bytes: bytes, y_bytes: bytes, z_shape: tuple[int, int],
                    step: float = 1.0, mean_grid: float | None = None) -> Tensor:
     """ŷ in units of ``step`` (multiply by ``step`` for y) from the two byte strings."""
-    z_hat = model.entropy_bottleneck.decompress([z_bytes], z_shape)
+    z_symbols = model.entropy_bottleneck.channels * z_shape[0] * z_shape[1]
+    z_hat = model.entropy_bottleneck.decompress([guarded(z_bytes, z_symbols)], z_shape)
     indexes, means = gaussian_params(model, z_hat, step, mean_grid)
-    return model.gaussian_conditional.decompress([y_bytes], indexes, means=means)
+    return model.gaussian_conditional.decompress([guarded(y_bytes, indexes.numel())], indexes, means=means)

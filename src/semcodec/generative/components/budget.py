@@ -8,7 +8,7 @@ Two checks, run by every diffusion profile:
 - A per-file decode budget in network evaluations (UNet and ControlNet passes: steps × branches ×
   guidance passes), so a few hundred bytes cannot ask for hours of decoding. The default is
   :data:`DEFAULT_DECODE_BUDGET`; raise it with the profile option ``decode_budget`` or
-  ``$SEMCODEC_DECODE_BUDGET``.
+  ``$SEMCODEC_DIFFUSION_BUDGET``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from ...errors import FormatError, SemcodecError
 
-DECODE_BUDGET_ENV = "SEMCODEC_DECODE_BUDGET"
+DECODE_BUDGET_ENV = "SEMCODEC_DIFFUSION_BUDGET"
 #: 20 steps × (1 + 8 objects) × 2 guidance passes × 2 (ControlNet) ≈ 720; 4000 leaves room for 100-step runs
 DEFAULT_DECODE_BUDGET = 4000
 
@@ -57,7 +57,7 @@ def check_decoder_steps(scheduler: Any, steps: int, profile: str) -> None:
 
 
 def decode_budget(option: int | None = None) -> int:
-    """The budget in network evaluations: the option, else ``$SEMCODEC_DECODE_BUDGET``, else the default."""
+    """The budget in network evaluations: the option, else ``$SEMCODEC_DIFFUSION_BUDGET``, else the default."""
     if option:
         return int(option)
     raw = os.environ.get(DECODE_BUDGET_ENV, "")

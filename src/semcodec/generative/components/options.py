@@ -33,7 +33,7 @@ class DiffusionOptions(Settings):
     device: str = option("cpu", "torch device of every model part (cpu, cuda, cuda:1, mps)")
     dtype: str = option("fp32", "dtype of every model part", choices=tuple(DTYPES))
     decode_budget: int | None = option(None, "most network evaluations one file may ask the decoder for"
-                                       " (default $SEMCODEC_DECODE_BUDGET or 4000)", low=1)
+                                       " (default $SEMCODEC_DIFFUSION_BUDGET or 4000)", low=1)
 
     def parts(self) -> dict[str, Any]:
         """Per-part overrides that are set (``None`` ones left out: the model folder provides them)."""
