@@ -7,6 +7,8 @@ trainers (which import torch and the model code only when a command runs).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 from ..paths import PACKAGE_WEIGHTS, runs_dir, shared_data_dir
 
@@ -161,3 +163,13 @@ def resulic_cdm_arguments(ap: argparse.ArgumentParser) -> None:
     add_run_arguments(ap, lr=1e-5)
     ap.add_argument("--codec", required=True, help="latent codec folder for this VAE")
     ap.add_argument("--q-max", type=int, default=12, help="largest q-step index sampled")
+
+
+def module_main(module: str, doc: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+                run: Callable[[argparse.Namespace], Any], argv: list[str] | None = None) -> int:
+    """``python -m semcodec.train.<model>``: the same flags as ``semcodec train <model>``, then ``run``."""
+    p = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.strip().splitlines()[0])
+    add_arguments(p)
+    result = run(p.parse_args(argv))
+    return result if isinstance(result, int) else 0
+

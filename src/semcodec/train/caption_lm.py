@@ -276,9 +276,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m semcodec.train.caption_lm", description=__doc__.split("\n")[0])
-    caption_lm_arguments(p)
-    return run(p.parse_args(argv))
+    from .args import module_main
+
+    return module_main("semcodec.train.caption_lm", __doc__, caption_lm_arguments, run, argv)
 
 
 if __name__ == "__main__":

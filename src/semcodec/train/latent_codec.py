@@ -125,11 +125,11 @@ def train(args: argparse.Namespace) -> None:
     loop.close()
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m semcodec.train.latent_codec", description=__doc__.splitlines()[0])
-    latent_codec_arguments(ap)
-    train(ap.parse_args(argv))
+def main(argv: list[str] | None = None) -> int:
+    from .args import module_main
+
+    return module_main("semcodec.train.latent_codec", __doc__, latent_codec_arguments, train, argv)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -180,11 +180,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .args import lic_arguments
+    from .args import lic_arguments, module_main
 
-    p = argparse.ArgumentParser(prog="python -m semcodec.train.lic", description=__doc__.splitlines()[0])
-    lic_arguments(p)
-    return cmd_train(p.parse_args(argv))
+    return module_main("semcodec.train.lic", __doc__, lic_arguments, cmd_train, argv)
 
 
 if __name__ == "__main__":

@@ -234,10 +234,9 @@ def train(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m semcodec.train.lossless", description=__doc__.splitlines()[0])
-    lossless_arguments(p)
-    train(p.parse_args(argv))
-    return 0
+    from .args import module_main
+
+    return module_main("semcodec.train.lossless", __doc__, lossless_arguments, train, argv)
 
 
 if __name__ == "__main__":

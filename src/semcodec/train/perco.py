@@ -101,11 +101,11 @@ def train(args: argparse.Namespace) -> None:
     print(f"saved PerCo model to {out}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m semcodec.train.perco", description=__doc__.splitlines()[0])
-    perco_arguments(ap)
-    train(ap.parse_args(argv))
+def main(argv: list[str] | None = None) -> int:
+    from .args import module_main
+
+    return module_main("semcodec.train.perco", __doc__, perco_arguments, train, argv)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

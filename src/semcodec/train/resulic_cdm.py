@@ -86,11 +86,11 @@ def train(args: argparse.Namespace) -> None:
     print(f"saved CDM model to {out}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m semcodec.train.resulic_cdm", description=__doc__.splitlines()[0])
-    resulic_cdm_arguments(ap)
-    train(ap.parse_args(argv))
+def main(argv: list[str] | None = None) -> int:
+    from .args import module_main
+
+    return module_main("semcodec.train.resulic_cdm", __doc__, resulic_cdm_arguments, train, argv)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
