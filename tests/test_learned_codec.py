@@ -39,11 +39,7 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def use_tiny(tiny_weights: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from semcodec.profiles import registry
-
-    monkeypatch.setenv("SEMCODEC_LIC_WEIGHTS", str(tiny_weights))
-    # profiles built earlier in the session (e.g. by the golden tests) read the variable when built
-    monkeypatch.setattr(registry, "_INSTANCES", {})
+    monkeypatch.setenv("SEMCODEC_LIC_WEIGHTS", str(tiny_weights))  # part of the profile cache key
     return tiny_weights
 
 
