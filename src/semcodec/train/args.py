@@ -25,6 +25,13 @@ def quiet_argument(p: argparse.ArgumentParser) -> None:
 def lic_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="BSDS500 folder with train/ and val/ (default: ../shared/data/bsds500)")
     p.add_argument("-o", "--output", "--out", dest="out", default=str(runs_dir() / "lic"), help="run folder: checkpoints, log.jsonl")
+    p.add_argument("--train-splits", default="train", help="comma-separated BSDS500 splits to train on (val validates)")
+    p.add_argument("--train-dirs", default="",
+                   help="comma-separated extra image folders to train on (e.g. ../shared/data/imagenet_samples)")
+    p.add_argument("--s1-downsample", type=int, default=1,
+                   help="box-downsample factor of the images behind full-resolution (s=1) crops: 2 keeps the "
+                        "codec from learning JPEG artefacts (s≥2 crops are downscaled by the codec anyway)")
+    p.add_argument("--init-from", help="warm start from an exported weights folder when the run has no checkpoint")
     p.add_argument("--model", default="lic-small")
     p.add_argument("--model-cfg", help='JSON constructor arguments, e.g. \'{"N": 64, "M": 128}\'')
     p.add_argument("--terms", default="mse=0.5,lpips=0.2,clip-iqa=0.2,clip-i2t=0.1",

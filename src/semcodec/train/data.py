@@ -1,7 +1,9 @@
-"""Training data: random crops of BSDS500 (``../shared/data/bsds500/{train,val}``), held in memory.
+"""Training data: random crops of image folders (BSDS500 splits, ImageNet samples), held in memory.
 
-BSDS500 is 200 + 100 small JPEGs, so decoding them once and cropping tensors beats a DataLoader on a
-2-core machine. Captions (for the CLIP-I2T term) come from an optional JSON file ``{stem: caption}``.
+BSDS500 is 200 + 100 small JPEGs and ``imagenet_samples`` 1,000 more, so decoding them once and cropping
+tensors beats a DataLoader on a 2-core machine. Captions (for the CLIP-I2T term) come from an optional JSON
+file ``{stem: caption}``. ``downsample`` box-filters every image (PIL ``reduce``): averaging 2×2 blocks
+washes out JPEG block and chroma artefacts that a codec trained at full resolution would learn to keep.
 """
 
 from __future__ import annotations
@@ -15,21 +17,39 @@ from PIL import Image
 from torch import Tensor
 
 
+def image_files(folders: str | Path | list[str | Path]) -> list[Path]:
+    """Sorted image files of one folder or several (a list keeps its order)."""
+    folders = folders if isinstance(folders, list) else [folders]
+    return [p for d in folders for p in sorted(Path(d).iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+
+
+def _load(path: Path, downsample: int) -> Tensor:
+    img = Image.open(path).convert("RGB")
+    if downsample > 1:
+        img = img.reduce(downsample)
+    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
+
+
 class CropSampler:
-    def __init__(self, folder: str | Path, crop: int, captions: str | Path | None = None, seed: int = 0,
-                 limit: int | None = None) -> None:
-        files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    """Random (flipped) crops; images smaller than a requested crop are skipped for that crop size."""
+
+    def __init__(self, folder: str | Path | list[str | Path], crop: int, captions: str | Path | None = None,
+                 seed: int = 0, limit: int | None = None, downsample: int = 1, min_side: int | None = None) -> None:
+        files = image_files(folder)
         if limit:
             files = files[:limit]
         if not files:
             raise FileNotFoundError(f"no training images in {folder}")
-        self.stems = [p.stem for p in files]
-        self.images = [torch.from_numpy(np.asarray(Image.open(p).convert("RGB")).copy()).permute(2, 0, 1)
-                       for p in files]
-        small = min(min(im.shape[1:]) for im in self.images)
-        if crop > small:
-            raise ValueError(f"crop {crop} is larger than the smallest image side {small}")
+        images = [(p.stem, _load(p, downsample)) for p in files]
+        images = [(s, im) for s, im in images if min(im.shape[1:]) >= (min_side or 0)]
+        if not images:
+            raise ValueError(f"no image in {folder} has both sides >= {min_side} after downsampling ×{downsample}")
+        self.stems = [s for s, _ in images]
+        self.images = [im for _, im in images]
+        if crop > max(min(im.shape[1:]) for im in self.images):
+            raise ValueError(f"crop {crop} is larger than every image's smaller side")
         self.crop = crop
+        self._fits: dict[int, np.ndarray] = {}
         self.captions: dict[str, str] = json.loads(Path(captions).read_text()) if captions else {}
         self.rng = np.random.default_rng(seed)
 
@@ -38,9 +58,14 @@ class CropSampler:
 
     def batch(self, size: int, crop: int | None = None) -> tuple[Tensor, list[str | None]]:
         crop = crop or self.crop
+        if crop not in self._fits:
+            self._fits[crop] = np.array([i for i, im in enumerate(self.images) if min(im.shape[1:]) >= crop])
+            if not len(self._fits[crop]):
+                raise ValueError(f"no training image holds a {crop}-pixel crop")
+        fits = self._fits[crop]
         out, caps = [], []
         for _ in range(size):
-            i = int(self.rng.integers(len(self.images)))
+            i = int(fits[self.rng.integers(len(fits))])
             im = self.images[i]
             top = int(self.rng.integers(im.shape[1] - crop + 1))
             left = int(self.rng.integers(im.shape[2] - crop + 1))
@@ -53,7 +78,7 @@ class CropSampler:
 
     def center_crops(self, n: int) -> Tensor:
         crops = []
-        for im in self.images[:n]:
+        for im in [im for im in self.images if min(im.shape[1:]) >= self.crop][:n]:
             top, left = (im.shape[1] - self.crop) // 2, (im.shape[2] - self.crop) // 2
             crops.append(im[:, top : top + self.crop, left : left + self.crop])
         return torch.stack(crops).float() / 255.0

@@ -67,13 +67,23 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     model = build_model(args.model, **model_cfg)
     loss_fn = _rd_loss(args)
     kappa = loss_fn.kappa
-    train_set = CropSampler(data / "train", args.crop, args.captions, seed=args.seed, limit=args.limit)
+    folders = [data / split for split in args.train_splits.split(",") if split]
+    folders += [Path(d) for d in args.train_dirs.split(",") if d]
+    min_side = min(args.crop, args.crop_per_scale * min(s for s in scales if s > 1)) if max(scales) > 1 else None
+    train_set = CropSampler(folders, args.crop, args.captions, seed=args.seed, limit=args.limit, min_side=min_side)
+    # full-resolution crops come from box-downsampled copies (no JPEG artefacts to learn); same rng stream
+    s1_set = train_set
+    if 1 in scales and args.s1_downsample > 1:
+        s1_set = CropSampler(folders, args.crop_per_scale, args.captions, limit=args.limit,
+                             downsample=args.s1_downsample, min_side=args.crop_per_scale)
+        s1_set.rng = train_set.rng
     val_set = CropSampler(data / "val", args.crop, args.captions, seed=args.seed + 1, limit=args.limit) \
         if (data / "val").is_dir() else None
     params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     opt = torch.optim.Adam(params, lr=args.lr)
     aux_opt = torch.optim.Adam([p for n, p in model.named_parameters() if n.endswith(".quantiles")], lr=1e-3)
     meta = {"model": args.model, "model_cfg": {**model_cfg, "scales": list(scales)}, "terms": kappa,
+            "train_folders": [str(f) for f in folders], "s1_downsample": args.s1_downsample,
             "lam_min": args.lam_min, "lam_max": args.lam_max, "crop": args.crop, "batch": args.batch,
             "scales": scales, "scale_probs": probs.tolist(), "data": str(data)}
     scale_rng = np.random.default_rng(args.seed)
@@ -81,7 +91,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
 
     def step_fn(step: int) -> dict[str, float]:
         s = int(scale_rng.choice(scales, p=probs))
-        x, caps = train_set.batch(args.batch, crop=min(args.crop, args.crop_per_scale * s))
+        x, caps = (s1_set if s == 1 else train_set).batch(args.batch, crop=min(args.crop, args.crop_per_scale * s))
         r = torch.rand(args.batch) * (model.levels - 1)
         o = model(downscale(x, s), r)
         bpp = _bpp(o["likelihoods"], x.shape[-1] * x.shape[-2])
@@ -101,13 +111,24 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     def lr_at(step: int) -> float:
         return args.lr * (0.1 if step >= args.decay_at * args.iters or time.monotonic() > t_decay else 1.0)
 
+    best_dir = out / "best"
+
+    def export_best(metrics: Any) -> None:
+        """Every validation improvement is exported at once, so any stop leaves the best weights ready."""
+        loop.save()
+        export(loop.ckpt_path, best_dir)
+        (best_dir / "val.json").write_text(json.dumps({"step": loop.step, **metrics}, indent=2))
+
+    rd = (loss_fn, args.lam_min, args.lam_max) if not loss_fn.needs_captions else None
     loop = TrainLoop(out, model, {"opt": opt, "aux_opt": aux_opt}, step_fn, args.iters, lr_at=lr_at,
-                     validate_fn=(lambda: validate(model, val_set, scales, model.levels)) if val_set else None,
+                     validate_fn=(lambda: validate(model, val_set, scales, model.levels, rd=rd)) if val_set else None,
+                     val_key="rd" if val_set and rd else None, export_fn=export_best,
                      rngs={"crops": train_set.rng, "scale": scale_rng}, extra_state=lambda: {"meta": meta},
                      resume=not args.restart, max_minutes=args.minutes or 0, val_every=args.val_every,
                      ckpt_every=args.ckpt_every, log_every=args.log_every, ckpt_name="last.pt",
                      log_name="log.jsonl", desc="train lic", quiet=getattr(args, "quiet", False))
-    loop.load()
+    if not loop.load() and args.init_from:
+        warm_start(model, Path(args.init_from))
     (out / "run.json").write_text(json.dumps({**meta, "argv": vars(args)}, indent=2, default=str))
     model.train()
     res = loop.run()
@@ -117,19 +138,43 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     return {"step": res.step, **res.last}
 
 
+def warm_start(model: torch.nn.Module, folder: Path) -> None:
+    """Start a new run from shipped weights (the fallback when a run's checkpoint is lost)."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(folder / "model.safetensors"))
+    model.load_state_dict(state, strict=False)  # CompressAI resizes the CDF buffers to the file's
+    print(f"warm start from {folder}")
+
+
 @torch.no_grad()
-def validate(model: torch.nn.Module, val_set: Any, scales: list[int], levels: int, n: int = 8) -> dict[str, Any]:
-    """Mean estimated bpp / PSNR on centre crops of the val split, per scale, at lowest/mid/top rate."""
+def validate(model: torch.nn.Module, val_set: Any, scales: list[int], levels: int, n: int = 8,
+             rd: Any = None) -> dict[str, Any]:
+    """Mean estimated bpp / PSNR on centre crops of the val split, per scale, at lowest/mid/top rate.
+
+    With ``rd = (loss_fn, lam_min, lam_max)`` it adds ``"rd"``: the training objective R + λ(r)·D averaged
+    over the s ≥ 2 points (the scales Kodak-size images are coded at in 0.005–0.1 bpp), the number that
+    picks the exported weights.
+    """
     model.eval()
     x = val_set.center_crops(n)
     res: dict[str, Any] = {}
+    rd_values = []
     for s in scales:
         for r in (0.0, (levels - 1) / 2, float(levels - 1)):
-            o = model(downscale(x, s), torch.full((x.shape[0],), r))
+            rate = torch.full((x.shape[0],), r)
+            o = model(downscale(x, s), rate)
             x_hat = model.upsample(o["x_hat"], s).clamp(0, 1)
             mse = (x_hat - x).pow(2).flatten(1).mean(1)
-            res[f"s{s}_r{r:g}"] = {"bpp": float(_bpp(o["likelihoods"], x.shape[-1] * x.shape[-2]).mean()),
-                                   "psnr": float((-10 * torch.log10(mse)).mean())}
+            bpp = _bpp(o["likelihoods"], x.shape[-1] * x.shape[-2])
+            res[f"s{s}_r{r:g}"] = {"bpp": float(bpp.mean()), "psnr": float((-10 * torch.log10(mse)).mean())}
+            if rd is not None and (s > 1 or len(scales) == 1):
+                loss_fn, lam_min, lam_max = rd
+                loss, logs = loss_fn(x_hat, x, bpp, lam_of(rate, lam_min, lam_max, levels), None)
+                res[f"s{s}_r{r:g}"].update({k: float(v) for k, v in logs.items() if k != "loss"})
+                rd_values.append(float(loss))
+    if rd_values:
+        res["rd"] = sum(rd_values) / len(rd_values)
     model.train()
     return res
 
