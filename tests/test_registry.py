@@ -47,7 +47,7 @@ def test_profile_and_text_coder_ids_never_change() -> None:
     from semcodec.text import TEXT_CODERS, text_coder_classes
 
     assert {n: e.id for n, e in PROFILES.items() if e.id < 250} == {  # 250+: test plugins
-        "jpeg": 1, "webp": 2, "avif": 3, "jxl": 4, "j2k": 5, "heif": 6, "lic": 16, "itc": 32, "sedic": 33,
+        "jpeg": 1, "webp": 2, "avif": 3, "jxl": 4, "j2k": 5, "heif": 6, "lic": 16, "lic-msssim": 17, "itc": 32, "sedic": 33,
         "perco": 34, "resulic": 35, "lossless": 48}
     assert {n: e.id for n, e in TEXT_CODERS.items()} == {
         "raw": 0, "zlib": 1, "brotli": 2, "zstd": 3, "huffman": 4, "clip-index": 5, "lm-mix": 6, "lm-ac": 10,

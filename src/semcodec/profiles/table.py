@@ -33,6 +33,8 @@ PROFILES: Registry = Registry("profile", {
     "heif": _classical(6, "HeifProfile", "x265 quality", 0, 100, 50),
     "lic": ProfileEntry(16, "semcodec.image.learned.profile:LicProfile", Quality(
         "rate ladder position (0 = lowest rate, 1 = highest)", 0, 1, "0.5", integer=False, clamp=True)),
+    "lic-msssim": ProfileEntry(17, "semcodec.image.learned.profile:LicMsssimProfile", Quality(
+        "rate ladder position (0 = lowest rate, 1 = highest)", 0, 1, "0.5", integer=False, clamp=True)),
     "itc": ProfileEntry(32, "semcodec.generative.itc.profile:ItcProfile", _BASE),
     "sedic": ProfileEntry(33, "semcodec.generative.sedic.profile:SedicProfile", _BASE),
     "perco": ProfileEntry(34, "semcodec.generative.perco.profile:PercoProfile", Quality(

@@ -45,10 +45,12 @@ class LicProfile(Profile):
     description: ClassVar[str] = "learned codec (CompressAI hyperprior, gain units, learned upsampler), offline"
     Settings = LicSettings
     settings: LicSettings
+    #: which shipped weights (:data:`~.weights.WEIGHT_SETS`) the profile loads by default
+    weight_set: ClassVar[str] = "lic"
 
     def __init__(self, settings: LicSettings | None = None, **options: Any) -> None:
         super().__init__(settings, **options)
-        self.folder = self.settings.weights or str(weights_folder())
+        self.folder = self.settings.weights or str(weights_folder(self.weight_set))
         self.model, self.cfg, self.digest = load_lic(self.folder)
         self.coder = LicCoder(self.model)
         self.force_scale = self.settings.scale
@@ -58,7 +60,7 @@ class LicProfile(Profile):
 
     @classmethod
     def availability(cls) -> str | None:
-        return weights_missing()
+        return weights_missing(kind=cls.weight_set)
 
     def config(self) -> dict[str, Any]:
         return {"profile": self.name, "weights": self.digest, "model": self.cfg["model"], "bitstream": 1}
@@ -162,3 +164,16 @@ class LicProfile(Profile):
         if scale not in self.model.coding_scales or rate > self.coder.max_rate_code or zlen > len(payload):
             raise FormatError(f"lic: invalid parameters scale={scale} rate={rate} zlen={zlen}")
         return self.coder.decode(Coded(scale, rate, payload[:zlen], payload[zlen:]), width, height)
+
+
+@dataclass(frozen=True)
+class LicMsssimSettings(LicSettings):
+    weights: str | None = option(None, "weights folder (default $SEMCODEC_LIC_MSSSIM_WEIGHTS or the shipped weights)")
+
+
+class LicMsssimProfile(LicProfile):
+    """The same codec with weights optimised for MS-SSIM (1 − MS-SSIM) instead of MSE: pick it for MS-SSIM."""
+
+    description: ClassVar[str] = "learned codec optimised for MS-SSIM (same network as lic), offline"
+    Settings = LicMsssimSettings
+    weight_set: ClassVar[str] = "lic-msssim"

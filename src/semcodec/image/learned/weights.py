@@ -19,21 +19,29 @@ from ...errors import MissingComponentError
 from ...paths import PACKAGE_WEIGHTS
 from .models import build_model
 
+#: shipped weight sets, one per distortion the codec was optimised for (as CompressAI's zoo ships
+#: ``mse`` and ``ms-ssim`` weights): profile name -> (folder in the package, environment override)
+WEIGHT_SETS: dict[str, tuple[str, str]] = {
+    "lic": ("lic", "SEMCODEC_LIC_WEIGHTS"),
+    "lic-msssim": ("lic_msssim", "SEMCODEC_LIC_MSSSIM_WEIGHTS"),
+}
 DEFAULT_WEIGHTS = PACKAGE_WEIGHTS / "lic"
 WEIGHTS_ENV = "SEMCODEC_LIC_WEIGHTS"
 
 
-def weights_folder() -> Path:
-    """``$SEMCODEC_LIC_WEIGHTS`` if set (another trained ladder), else the shipped weights."""
-    env = os.environ.get(WEIGHTS_ENV)
-    return Path(env) if env else DEFAULT_WEIGHTS
+def weights_folder(kind: str = "lic") -> Path:
+    """The environment override of weight set ``kind`` if set (another trained ladder), else the shipped one."""
+    sub, env_name = WEIGHT_SETS[kind]
+    env = os.environ.get(env_name)
+    return Path(env) if env else PACKAGE_WEIGHTS / sub
 
 
-def weights_missing(folder: str | Path | None = None) -> str | None:
-    folder = Path(folder) if folder else weights_folder()
+def weights_missing(folder: str | Path | None = None, kind: str = "lic") -> str | None:
+    folder = Path(folder) if folder else weights_folder(kind)
     if not (folder / "model.safetensors").is_file() or not (folder / "config.json").is_file():
-        return (f"learned-codec weights not found in {folder} (model.safetensors + config.json); reinstall"
-                " semcodec or train them with `semcodec train-codec --export DIR`")
+        return (f"learned-codec weights for {kind!r} not found in {folder} (model.safetensors + config.json);"
+                f" reinstall semcodec, set ${WEIGHT_SETS[kind][1]}, or train them with"
+                " `semcodec train lic --export DIR`")
     return None
 
 
