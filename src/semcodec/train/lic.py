@@ -121,14 +121,22 @@ def train(args: argparse.Namespace) -> dict[str, float]:
 
     rd = (loss_fn, args.lam_min, args.lam_max) if not loss_fn.needs_captions else None
     loop = TrainLoop(out, model, {"opt": opt, "aux_opt": aux_opt}, step_fn, args.iters, lr_at=lr_at,
-                     validate_fn=(lambda: validate(model, val_set, scales, model.levels, rd=rd)) if val_set else None,
+                     validate_fn=(lambda: {**validate(model, val_set, scales, model.levels, rd=rd),
+                                           "cpu_h": cpu_seconds() / 3600}) if val_set else None,
                      val_key="rd" if val_set and rd else None, export_fn=export_best,
-                     rngs={"crops": train_set.rng, "scale": scale_rng}, extra_state=lambda: {"meta": meta},
+                     rngs={"crops": train_set.rng, "scale": scale_rng}, extra_state=lambda: {"meta": meta, "cpu_s": cpu_seconds()},
                      resume=not args.restart, max_minutes=args.minutes or 0, val_every=args.val_every,
                      ckpt_every=args.ckpt_every, log_every=args.log_every, ckpt_name="last.pt",
                      log_name="log.jsonl", desc="train lic", quiet=getattr(args, "quiet", False))
-    if not loop.load() and args.init_from:
+    state = loop.load()
+    if state is None and args.init_from:
         warm_start(model, Path(args.init_from))
+    cpu_before = float(state.get("cpu_s", 0.0)) if state else 0.0
+
+    def cpu_seconds() -> float:
+        """CPU seconds of the whole run (all invocations): the x axis of the training curve."""
+        return cpu_before + time.process_time()
+
     (out / "run.json").write_text(json.dumps({**meta, "argv": vars(args)}, indent=2, default=str))
     model.train()
     res = loop.run()
