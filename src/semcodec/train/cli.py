@@ -41,6 +41,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("weights", help="weights folder (config.json gets scale_policy)")
     c.add_argument("--data", help="images (default: ../shared/data/bsds500/val)")
     c.add_argument("--limit", type=int, default=10, help="images used")
+    c.add_argument("--metric", choices=("psnr", "ms-ssim", "both"),
+                   help="quality the policy maximises (default: what the weights were trained for)")
     c.add_argument("--json-out", dest="json", metavar="PATH", help="also write the curves here as JSON")
     hidden_alias(c, "--json", "json")
     c.set_defaults(func=lazy("semcodec.train.lic:cmd_calibrate"))

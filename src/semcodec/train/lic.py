@@ -216,7 +216,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..image.learned.calibrate import run
 
     data = args.data or str((shared_data_dir() or Path("../shared/data")) / "bsds500" / "val")
-    res = run(args.weights, data, args.limit, args.json)
+    res = run(args.weights, data, args.limit, args.json, getattr(args, "metric", None))
     print(json.dumps(res["scale_policy"]))
     return 0
 
