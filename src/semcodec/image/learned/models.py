@@ -163,3 +163,56 @@ class LicSmall(CompressionModel):
                               update_quantiles=update_quantiles)
 
 
+
+
+def anchor_mask(height: int, width: int, device: torch.device | None = None) -> Tensor:
+    """1×1×H×W mask of the checkerboard anchors ((i + j) even): coded first, from the hyperprior alone."""
+    i = torch.arange(height, device=device)[:, None]
+    j = torch.arange(width, device=device)[None, :]
+    return ((i + j) % 2 == 0).to(torch.float32)[None, None]
+
+
+def _ste_round(v: Tensor) -> Tensor:
+    return torch.round(v).detach() + v - v.detach()
+
+
+class LicCheckerboard(LicSmall):
+    """:class:`LicSmall` plus a checkerboard context model (He et al., CVPR 2021) for the non-anchor half of y.
+
+    Anchors are coded with the hyperprior's (μ, σ) as in LicSmall; the other half gets
+    ``(μ, σ) = hyper + Δ(ctx(ŷ_anchors), hyper)`` where ``ctx`` is CompressAI's checkerboard masked conv and
+    Δ ends in a zero-initialised 1×1 conv. So a model warm-started from LicSmall weights starts as exactly
+    that model, and training only adds what the context pays for (the A/B measure of issue 17).
+    """
+
+    def __init__(self, N: int = 64, M: int = 128, levels: int = 8, scales: tuple[int, ...] = (1, 2, 4, 8),
+                 up_width: int = 32, up_depth: int = 3, ctx_width: int | None = None) -> None:
+        from compressai.layers import CheckerboardMaskedConv2d
+
+        super().__init__(N, M, levels, scales, up_width, up_depth)
+        width = ctx_width or 3 * M
+        self.context = CheckerboardMaskedConv2d(M, 2 * M, kernel_size=5, padding=2, mask_type="A")
+        self.ctx_params = nn.Sequential(nn.Conv2d(4 * M, width, 1), nn.LeakyReLU(inplace=True),
+                                        nn.Conv2d(width, 2 * M, 1))
+        nn.init.zeros_(self.ctx_params[-1].weight)
+        nn.init.zeros_(self.ctx_params[-1].bias)
+
+    def entropy_params(self, hyper: Tensor, y_hat_anchors: Tensor, anchors: Tensor) -> Tensor:
+        """(σ, μ) of every position: the hyperprior's at anchors, corrected by the context elsewhere."""
+        delta = self.ctx_params(torch.cat([self.context(y_hat_anchors), hyper], 1))
+        return hyper + delta * (1 - anchors)
+
+    def forward(self, x: Tensor, rate: Tensor) -> dict[str, Any]:
+        g, ig = self.gains(rate)
+        y = self.g_a(x) * g
+        z = self.h_a(y)
+        z_hat, z_lik = self.entropy_bottleneck(z)
+        hyper = self.h_s(z_hat)
+        anchors = anchor_mask(*y.shape[-2:], device=y.device).to(y.dtype)
+        means_h = hyper.chunk(2, 1)[1]
+        y_hat_anchors = (_ste_round(y - means_h) + means_h) * anchors
+        scales_hat, means_hat = self.entropy_params(hyper, y_hat_anchors, anchors).chunk(2, 1)
+        _, y_lik = self.gaussian_conditional(y, scales_hat, means=means_hat)
+        y_hat = _ste_round(y - means_hat) + means_hat
+        x_hat = self.g_s(y_hat * ig)
+        return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
