@@ -141,6 +141,23 @@ def test_itc_mode_travels_in_the_file(tiny_sd):
         ItcProfile(**opts, steps=0)
 
 
+def test_itc_text_coder_travels_in_the_text_header(tiny_sd):
+    """text_coder= picks the caption coder; the TEXT header names it, so decoding needs no option and the
+    profile's fingerprint (hence every earlier file) is unchanged."""
+    from semcodec.text import TEXT_CODERS, best_text_coder
+
+    opts = _options(tiny_sd, False)
+    auto = compress(_image(), bpp=3.0, profile="itc", caption=CAPTION, steps=2, **opts)
+    chosen = compress(_image(), bpp=3.0, profile="itc", caption=CAPTION, steps=2, text_coder="zlib", **opts)
+    ids = [parse_container(d).streams[1].payload[0] & 0xF for d in (auto, chosen)]
+    assert ids == [best_text_coder().coder_id, TEXT_CODERS.entry("zlib").id]
+    assert parse_container(auto).config_hash == parse_container(chosen).config_hash
+    assert decode_text_stream(parse_container(chosen).streams[1].payload) == CAPTION
+    assert np.array_equal(decode(chosen, **opts).image, decode(chosen, **opts, text_coder="raw").image)
+    with pytest.raises(SemcodecError, match="text_coder"):
+        ItcProfile(**opts, text_coder="gzip")
+
+
 def test_itc_respects_the_rate(tiny_sd):
     from semcodec.errors import RateError
 

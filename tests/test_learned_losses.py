@@ -21,7 +21,7 @@ def _pair(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     return (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1).requires_grad_(True), x
 
 
-@pytest.mark.parametrize("name", ["mse", "gmsd", "ms-ssim"])
+@pytest.mark.parametrize("name", ["mse", "mse-paper", "gmsd", "ms-ssim"])
 def test_weight_free_terms_bounded_and_zero_at_identity(name: str) -> None:
     size = 176 if name == "ms-ssim" else 64
     x_hat, x = _pair(size)
@@ -33,6 +33,26 @@ def test_weight_free_terms_bounded_and_zero_at_identity(name: str) -> None:
     assert float(term(x, x).max()) < 1e-4
 
 
+def test_mse_terms_match_their_formulas() -> None:
+    """Murai et al.'s d_0 is the plain MSE of [0, 1] images (the ITC preset uses it); ``mse`` is the
+    saturating m / (m + 0.01) the shipped lic weights were trained with. References written out per pixel."""
+    import argparse
+
+    import numpy as np
+
+    from semcodec.train.args import lic_arguments
+
+    x_hat, x = _pair(16)
+    a, b = x_hat.detach().double().numpy(), x.double().numpy()
+    plain = np.array([sum((a[i] - b[i]).ravel() ** 2) / (3 * 16 * 16) for i in range(2)])
+    assert torch.allclose(build_term("mse-paper")(x_hat, x).double(), torch.from_numpy(plain), rtol=1e-5)
+    assert torch.allclose(build_term("mse")(x_hat, x).double(), torch.from_numpy(plain / (plain + 0.01)), rtol=1e-5)
+    assert MURAI_KAPPA["mse-paper"] == 0.5 and "mse" not in MURAI_KAPPA
+    parser = argparse.ArgumentParser()
+    lic_arguments(parser)
+    assert parse_kappa(parser.get_default("terms")) == MURAI_KAPPA  # `semcodec train lic` default = the preset
+
+
 def test_missing_weights_say_what_to_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("SEMCODEC_LPIPS", raising=False)
     monkeypatch.delenv("SEMCODEC_CLIP", raising=False)
@@ -41,7 +61,7 @@ def test_missing_weights_say_what_to_set(monkeypatch: pytest.MonkeyPatch, tmp_pa
     for name in ("lpips", "clip-iqa", "clip-i2t"):
         with pytest.raises(MissingComponentError, match="SEMCODEC_"):
             build_term(name)
-    assert parse_kappa("mse=0.5,lpips=0.2,clip-iqa=0.2,clip-i2t=0.1") == MURAI_KAPPA
+    assert parse_kappa("mse-paper=0.5,lpips=0.2,clip-iqa=0.2,clip-i2t=0.1") == MURAI_KAPPA
 
 
 def test_lpips_term_is_the_metric_network_with_gradients(tmp_path: Path) -> None:

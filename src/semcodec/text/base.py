@@ -97,6 +97,27 @@ def best_text_coder() -> TextCoder:
     return get_text_coder("zlib")
 
 
+#: a profile's ``text_coder`` option value meaning "the best coder available here" (:func:`best_text_coder`)
+AUTO_TEXT_CODER = "auto"
+
+
+def text_coder_choices() -> tuple[str, ...]:
+    """Valid values of a profile's ``text_coder`` option: ``auto`` and every registered coder name."""
+    return (AUTO_TEXT_CODER, *TEXT_CODERS.names())
+
+
+def resolve_text_coder(name: str | None) -> TextCoder:
+    """The coder a profile's ``text_coder`` option names (``auto``/None: the best available one).
+
+    Profiles need not record the choice anywhere else: the TEXT stream header carries the coder id, so
+    the decoder picks the same coder whatever options it was given, and files written before the
+    option existed decode exactly as before.
+    """
+    if name is None or name == AUTO_TEXT_CODER:
+        return best_text_coder()
+    return get_text_coder(name)
+
+
 def text_check(text: str) -> int:
     """The 4-bit check stored in the TEXT header."""
     return zlib.crc32(text.encode("utf-8", "surrogatepass")) & 0xF

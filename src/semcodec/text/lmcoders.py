@@ -13,9 +13,16 @@ by hash, and the decoder re-encodes what it decoded and requires the canonical p
 catches most corruption by itself. Coders whose model is not pinned (``hf-ac``) also code a 16-bit CRC
 of (model hash, text) after EOS, so a different model fails loudly instead of returning garbage.
 
-RankZip (Murai et al., "semantic communication with LLM-based compression"): replace each token by
-its rank under the LM (0 = most likely), write ranks as varints, DEFLATE them. Ranks are taken over
-the same quantised integer distribution, ties broken by token id, so both sides agree exactly.
+RankZip (the LM rank coding of Murai et al.'s ITC, after LLMZip's rank mode): replace each token by
+its rank under the LM (0 = most likely), write ranks as varints, DEFLATE them::
+
+    payload = raw_deflate(level 9, [mode byte 0] + uvarint(rank_1) + ... + uvarint(rank_n))
+            = gzip(same bytes)[10:-8]       the gzip file minus its 10-byte header and 8-byte trailer
+
+Ranks follow the paper's rule (descending probability, :func:`token_rank`), taken over the same
+quantised integer distribution the arithmetic coders use, ties broken by the lower token id, so both
+sides agree exactly on any machine. ``hf-rank`` runs it with any local HF causal LM (the LMM's own
+language model, as the paper does).
 """
 
 from __future__ import annotations
@@ -272,6 +279,18 @@ class LMMixArithmeticCoder(LMArithmeticCoder):
         return reason
 
 
+def token_rank(freqs: np.ndarray, tok: int) -> int:
+    """Rank of ``tok`` when the vocabulary is sorted by descending frequency, equal ones by lower id first
+    (0 = the most likely token): the number of tokens that come before it in that order."""
+    f = freqs[tok]
+    return int((freqs > f).sum() + (freqs[:tok] == f).sum())
+
+
+def token_at_rank(freqs: np.ndarray, rank: int) -> int:
+    """Inverse of :func:`token_rank`: the token at position ``rank`` of the same order."""
+    return int(np.lexsort((np.arange(len(freqs)), -freqs))[rank])
+
+
 class LMRankZipCoder(_LMCoderBase):
     """Token ranks under the caption LM, varint bytes, raw DEFLATE (Murai et al. Table I 'RankZip')."""
 
@@ -294,9 +313,7 @@ class LMRankZipCoder(_LMCoderBase):
             for freqs, tok in self._walk_freqs(ids):
                 if tok == self.lm.eos_id:
                     break
-                f = freqs[tok]
-                r = int((freqs > f).sum() + (freqs[:tok] == f).sum())
-                out += encode_uvarint(r)
+                out += encode_uvarint(token_rank(freqs, tok))
         c = zlib.compressobj(9, zlib.DEFLATED, -15)
         return c.compress(bytes(out)) + c.flush()
 
@@ -328,8 +345,7 @@ class LMRankZipCoder(_LMCoderBase):
                 return eos
             if r >= len(freqs):
                 raise FormatError("corrupted text stream: rank out of range")
-            order = np.lexsort((np.arange(len(freqs)), -freqs))
-            tok = int(order[r])
+            tok = token_at_rank(freqs, r)
             if tok == eos:
                 raise FormatError("corrupted text stream: rank points at end-of-text")
             return tok

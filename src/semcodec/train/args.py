@@ -34,8 +34,9 @@ def lic_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-from", help="warm start from an exported weights folder when the run has no checkpoint")
     p.add_argument("--model", default="lic-small")
     p.add_argument("--model-cfg", help='JSON constructor arguments, e.g. \'{"N": 64, "M": 128}\'')
-    p.add_argument("--terms", default="mse=0.5,lpips=0.2,clip-iqa=0.2,clip-i2t=0.1",
-                   help="distortion terms name=κ (Murai et al. default); see semcodec.train.losses")
+    p.add_argument("--terms", default="mse-paper=0.5,lpips=0.2,clip-iqa=0.2,clip-i2t=0.1",
+                   help="distortion terms name=κ (Murai et al. default, plain MSE); mse = the saturating MSE the "
+                        "shipped weights used; see semcodec.train.losses")
     p.add_argument("--lpips", help="LPIPS weights folder (else $SEMCODEC_LPIPS)")
     p.add_argument("--clip", help="open_clip model folder (else $SEMCODEC_CLIP)")
     p.add_argument("--captions", help="JSON {image stem: caption} for the clip-i2t term")

@@ -4,7 +4,7 @@ diffusion at the decoder.
 ::
 
     encode:  image ─► base codec (lic / avif, optionally downscaled) ───────────► IMAGE stream(s)
-             caption (user / LMM captioner) ─► semcodec.text best coder ──────► TEXT stream
+             caption (user / LMM captioner) ─► text coder (text_coder=) ──────► TEXT stream
              seed, steps, strength, guidance, mode, control scale ─► pack_params ► PARAMS stream
     decode:  base streams ─► base image ─┐
              TEXT ─► caption ────────────┼─► restore(): img2img from the base latent, or ControlNet on
@@ -29,6 +29,7 @@ from ...container.params import pack_params, unpack_params
 from ...errors import FormatError, MissingComponentError, RateError, SemcodecError
 from ...image.base import scaled_base
 from ...profiles import EncodeRequest, Profile, option
+from ...text.base import AUTO_TEXT_CODER, encode_text_stream, resolve_text_coder, text_coder_choices
 from ..components import SD_MODEL_ENV, fixed_threads
 from ..components.budget import (
     check_budget,
@@ -60,6 +61,9 @@ class ItcSettings(ReferenceDiffusionOptions):
     # encoder side
     captioner: str = option("auto", "auto: the configured VLM when no caption is given; none: never",
                             choices=("auto", "none"))
+    text_coder: str = option(AUTO_TEXT_CODER, "caption coder: auto = the best available; hf-rank = the paper's"
+                             " LM rank coding + gzip with the LM in SEMCODEC_TEXT_LM (lm-rank: with our caption LM);"
+                             " the TEXT header records it, so decoding needs no option", choices=text_coder_choices())
 
 
 PARAMS_SCHEMA: list[tuple[str, Any]] = [("version", "u"), *ItcSettings.wire_schema(), ("n_base", "u")]
@@ -120,12 +124,11 @@ class ItcProfile(Profile):
         return pack_params(PARAMS_SCHEMA, {"version": 1, **self.settings.wire_values(), "n_base": n_base})
 
     def encode(self, request: EncodeRequest) -> list[Stream]:
-        from ...text import encode_text_stream
-
         check_encoder_steps(self.components.scheduler, self.sampler.steps, "itc")
         self._check_cost(self.sampler, self.mode == "controlnet")
+        coder = resolve_text_coder(self.settings.text_coder)  # before captioning: a missing LM fails fast
         caption = caption_for(request, self.captioner)
-        text = Stream(StreamKind.TEXT, encode_text_stream(caption))
+        text = Stream(StreamKind.TEXT, encode_text_stream(caption, coder))
         # PARAMS size depends on n_base only through one varint byte (< 128 streams).
         own = stream_cost(len(self._params(1))) + text.framed_size()
         budget = None
