@@ -47,11 +47,11 @@ def test_resulic_cdm_end_to_end_fresh_process(tiny, tmp_path) -> None:
     data = compress(img, bpp=2.0, profile="resulic", caption="blue stripes", **opts)
     d = describe(data)
     assert [s["kind"] for s in d["streams"]] == ["params", "latent", "text"] and d["bpp"] <= 2.0
-    from semcodec.container.params import unpack_params
-    from semcodec.generative.resulic.profile import PARAMS_SCHEMA
+    from semcodec.generative.resulic.profile import SAMPLERS, ResulicProfile
     from semcodec.pipeline import open_container
 
-    p = unpack_params(PARAMS_SCHEMA, open_container(data).streams[0].payload)
+    p = ResulicProfile._unpack(open_container(data).streams[0].payload)  # new files: PARAMS v2, paper sampler
+    assert p["version"] == 2 and SAMPLERS[p["sampler"]] == "paper"
     assert p["diffusion"] == 1 and 0 < p["n_r"] < 1000 and p["steps"] == 2
     here = decode(data, **opts)
     assert here.texts == ["blue stripes"]
