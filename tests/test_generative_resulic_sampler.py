@@ -148,10 +148,11 @@ def test_clip_ids_round_trips_arbitrary_id_sequences() -> None:
 
 
 def test_clip_ids_keeps_sequences_the_tokenizer_does_not(tmp_path) -> None:
+    from transformers import CLIPTokenizer
+
     from semcodec.generative.components.tiny import build_tiny_sd
     from semcodec.text import get_text_coder
     from semcodec.text.clip_ids import ids_to_text, text_to_ids
-    from transformers import CLIPTokenizer
 
     tok = CLIPTokenizer.from_pretrained(build_tiny_sd(tmp_path / "sd", controlnet=False) / "tokenizer")
     word_ids = tok("ab", add_special_tokens=False).input_ids  # 'a' (inside a word) + 'b</w>'
