@@ -3,12 +3,14 @@
 ::
 
     encode: image ─pad─► VAE.encode ─► z ─► latent hyperprior (rate: q-step ladder) ─► LATENT
-            z_c = decoded latent; rel. error ‖z_c − z‖²/‖z‖² ─► N_r (start step) ─┐
-            Srr residual (captioner + LLM, or the user caption) ─► text coder ─► TEXT
-            seed, steps, N_r, guidance, diffusion flag ─► PARAMS ◄──────────────────┘
+            z_c = decoded latent ─► N_r: calibrated table (q index) or proxy (rel. error) ─┐
+            Srr residual (captioner + LLM, or the user caption) ─► text coder ─► TEXT       │
+              (pfo=true: token ids optimised for this image ─► clip-ids coder ─► TEXT)     │
+              (no TEXT at all without a diffusion model: nothing would read it)           │
+            seed, steps, N_r, guidance, diffusion flag [, sampler: PARAMS v2] ─► PARAMS ◄──┘
     decode: LATENT ─► z_c ─┬─(no diffusion model)────────────────────────────► VAE.decode ─► image
-                           └─► x_{N_r} = √ᾱ z_c + σ ε(seed) ─► CDM sampler (η = 0, text CFG)
-                                ─► x̂_0 ─► VAE.decode ─► crop ─► image
+                           └─► z_{N_r} = √ᾱ z_c + σ ε(seed) ─► CDM sampler (paper's Algorithm 2,
+                                η = 0, text CFG; PARAMS v1 files: the earlier sampler) ─► VAE.decode ─► crop
 
 Defaults run here: TAEF2 autoencoder + the shipped latent codec (``weights/resulic_latent_taef2``),
 no diffusion (the decoder output is the TAEF2 decode of z_c). With ``--set model=DIR`` (a diffusers
@@ -255,7 +257,7 @@ class ResulicProfile(Profile):
             n_r = self.n_r if self.n_r is not None else self._start_step(k, rel)
             self._check_cost(self.steps, n_r, self.guidance)
             text = self._residual_text(request, z_c)
-            if self.settings.pfo:
+            if self.settings.pfo and text:
                 from ...text.clip_ids import ids_to_text
 
                 ids = self._pfo_ids(request.image, text, z, z_c, n_r)
