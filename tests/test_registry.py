@@ -50,7 +50,7 @@ def test_profile_and_text_coder_ids_never_change() -> None:
         "jpeg": 1, "webp": 2, "avif": 3, "jxl": 4, "j2k": 5, "heif": 6, "lic": 16, "lic-msssim": 17, "itc": 32, "sedic": 33,
         "perco": 34, "resulic": 35, "lossless": 48}
     assert {n: e.id for n, e in TEXT_CODERS.items()} == {
-        "raw": 0, "zlib": 1, "brotli": 2, "zstd": 3, "huffman": 4, "clip-index": 5, "lm-mix": 6, "lm-ac": 10,
+        "raw": 0, "zlib": 1, "brotli": 2, "zstd": 3, "huffman": 4, "clip-index": 5, "lm-mix": 6, "clip-ids": 7, "lm-ac": 10,
         "lm-rank": 11, "hf-ac": 12, "hf-rank": 13, "lm-ac-cache": 14}
     # the classes take name and id from the table (it is the one place they are written)
     for name, cls in profile_classes().items():

@@ -28,7 +28,7 @@ MAX_BPP = 64.0
 #: Modules contributing subcommands: each defines ``add_commands(subparsers) -> None``.
 COMMAND_MODULES: list[str] = ["semcodec.train.cli", "semcodec.eval.cli", "semcodec.scale.cli", "semcodec.report.cli",
                               "semcodec.bench.cli", "semcodec.commands.lossless",
-                              "semcodec.commands.diffbir"]
+                              "semcodec.commands.diffbir", "semcodec.commands.resulic_nr"]
 
 
 def parse_options(pairs: list[str] | None) -> dict[str, Any]:

@@ -37,6 +37,7 @@ TEXT_CODERS: Registry = Registry("text coder", {
     "hf-ac": Entry(12, "semcodec.text.lmcoders:HFArithmeticCoder"),
     "hf-rank": Entry(13, "semcodec.text.lmcoders:HFRankZipCoder"),
     "lm-ac-cache": Entry(14, "semcodec.text.lmcoders:LMCacheArithmeticCoder"),
+    "clip-ids": Entry(7, "semcodec.text.clip_ids:ClipIdsCoder"),
 }, id_range=range(ID_ESCAPE))
 
 #: Preference order for "the best text coder available" (first available wins).

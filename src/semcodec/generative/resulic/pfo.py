@@ -13,14 +13,18 @@ sequence of real token ids::
     return the projected ids with the lowest L seen
 
 Special tokens (start/end/padding) are never changed. ``score`` is any differentiable function of
-the prompt embedding; :func:`decoder_score` builds the ResULIC one (one CDM step from z_c, decoded,
-compared with the original by a perceptual distance).
+the prompt embedding. :func:`pfo_objective` is the paper's: the CDM denoising loss at the timesteps
+of the N_r schedule (forward states of the paper's process from the clean latent z_0 and z_c), plus a
+CLIP image-text term when a CLIP model is given; AdamW at lr 0.3 as in the paper. :func:`run_pfo`
+optimises the content tokens of a caption and returns their ids (sent exactly by the ``clip-ids``
+coder). :func:`decoder_score` is an earlier perceptual variant (one CDM step, decoded, compared).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -40,16 +44,24 @@ def project(emb: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return d.argmin(1)
 
 
-def optimize_prompt(text_encoder: nn.Module, ids: list[int], score: Callable[[torch.Tensor], torch.Tensor],
-                    steps: int = 20, lr: float = 0.05, frozen: set[int] | None = None) -> PfoResult:
-    """PEZ-style hard-prompt optimisation of ``ids`` (full padded sequence) under ``score``."""
+def optimize_prompt(text_encoder: nn.Module, ids: list[int], score: Callable[..., torch.Tensor],
+                    steps: int = 20, lr: float = 0.3, frozen: set[int] | None = None,
+                    positions: list[int] | None = None, pooled: bool = False) -> PfoResult:
+    """PEZ-style hard-prompt optimisation of ``ids`` (full padded sequence) under ``score``, AdamW.
+
+    Ids in ``frozen`` (values) and, when ``positions`` is given, every position not listed keep their id.
+    ``score(hidden)`` gets the text encoder's last hidden state, or ``score(hidden, pooled)`` with
+    ``pooled=True`` (the pooled output, for a CLIP image-text term)."""
     embed = text_encoder.get_input_embeddings()
     table = embed.weight.detach()
-    ids_t = torch.tensor([ids])
+    device = table.device
+    ids_t = torch.tensor([ids], device=device)
     frozen = set(frozen or ())
-    free = torch.tensor([i not in frozen for i in ids])[:, None].float()
+    allowed = set(range(len(ids))) if positions is None else set(positions)
+    free = torch.tensor([i not in frozen and k in allowed for k, i in enumerate(ids)], device=device)[:, None]
+    free = free.to(table.dtype)
     soft = table[ids_t[0]].clone().requires_grad_(True)
-    opt = torch.optim.Adam([soft], lr=lr)
+    opt = torch.optim.AdamW([soft], lr=lr)
     state: dict[str, torch.Tensor] = {}
 
     def hook(_m: nn.Module, _inp: tuple, _out: torch.Tensor) -> torch.Tensor:
@@ -63,7 +75,8 @@ def optimize_prompt(text_encoder: nn.Module, ids: list[int], score: Callable[[to
             hard_ids = torch.where(free[:, 0].bool(), project(soft.detach(), table), ids_t[0])
             hard = table[hard_ids]
             state["emb"] = soft + (hard - soft).detach()
-            loss = score(text_encoder(hard_ids[None])[0])
+            out = text_encoder(hard_ids[None])
+            loss = score(out[0], out[1]) if pooled else score(out[0])
             value = float(loss.detach())
             history.append(value)
             if initial is None:
@@ -91,3 +104,72 @@ def decoder_score(unet: nn.Module, scheduler, z_c: torch.Tensor, x_t: torch.Tens
         return distance(decode(x0), target)
 
     return score
+
+
+# -- the paper's objective ---------------------------------------------------------------------------
+
+
+def content_ids(tokenizer: Any, text: str, length: int) -> list[int]:
+    """Token ids of ``text`` without start/end/padding, truncated to fit a ``length``-token prompt."""
+    ids = list(tokenizer(text, max_length=length, truncation=True).input_ids)
+    if ids and ids[0] == tokenizer.bos_token_id:
+        ids = ids[1:]
+    if ids and ids[-1] == tokenizer.eos_token_id:
+        ids = ids[:-1]
+    return ids[: length - 2]
+
+
+def padded_ids(tokenizer: Any, ids: list[int], length: int) -> list[int]:
+    """start + ids + end + padding to ``length``: what the tokenizer gives for a text (``padding="max_length"``)."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    body = [tokenizer.bos_token_id, *ids[: length - 2], tokenizer.eos_token_id]
+    return body + [pad] * (length - len(body))
+
+
+def pfo_objective(predict_noise: Callable[[torch.Tensor, Any, torch.Tensor], torch.Tensor], z0: torch.Tensor,
+                  z_c: torch.Tensor, n_r: int, sampler: Any, steps: int, seed: int = 0,
+                  clip: tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+                  clip_weight: float = 1.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """loss(c) = mean over t in the N_r schedule of ‖model(z_t, t, c) − target_t‖² (+ w·(1 − cos) CLIP term).
+
+    z_t = forward_noise(z0, z_c, ε_t, t) with fixed seeded ε_t (the same draw every step, so the loss
+    is a deterministic function of the prompt); target_t is ε_t (or v / z0 for those models).
+    ``clip`` = (unit image features of the original, text projection of the encoder's pooled output)."""
+    from ..components import seeded_noise
+    from .scheduler import forward_noise
+
+    ts = sampler.timesteps(steps)
+    abar = sampler.alphas_cumprod
+    states = []
+    for i, t in enumerate(ts):
+        eps = seeded_noise(tuple(z0.shape), seed + 1 + i).to(z0.device, z0.dtype)
+        z_t = forward_noise(z0, z_c, eps, t, n_r, abar)
+        a = float(abar[t])
+        target = {"epsilon": eps, "v_prediction": a**0.5 * eps - (1 - a) ** 0.5 * z0}.get(sampler.prediction_type, z0)
+        states.append((t, z_t, target))
+
+    def loss(hidden: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        cond = hidden.to(z0.dtype)
+        total = sum(torch.mean((predict_noise(z_t, t, cond) - target) ** 2) for t, z_t, target in states)
+        total = total / len(states)
+        if clip is not None:
+            image_features, project_text = clip
+            text = project_text(pooled)
+            text = text / text.norm(dim=-1, keepdim=True)
+            total = total + clip_weight * (1 - (text * image_features).sum(-1).mean())
+        return total
+
+    return loss
+
+
+def run_pfo(text_encoder: nn.Module, tokenizer: Any, ids: list[int], objective: Callable[..., torch.Tensor],
+            length: int, steps: int = 20, lr: float = 0.3) -> list[int]:
+    """Pfo over the content tokens ``ids`` of a ``length``-token prompt; returns the optimised content ids."""
+    if not ids:
+        return []
+    seq = padded_ids(tokenizer, ids, length)
+    n = len(ids[: length - 2])
+    with torch.enable_grad():
+        res = optimize_prompt(text_encoder, seq, objective, steps=steps, lr=lr,
+                              positions=list(range(1, 1 + n)), pooled=True)
+    return res.ids[1 : 1 + n]

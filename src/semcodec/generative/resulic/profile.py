@@ -3,12 +3,14 @@
 ::
 
     encode: image ─pad─► VAE.encode ─► z ─► latent hyperprior (rate: q-step ladder) ─► LATENT
-            z_c = decoded latent; rel. error ‖z_c − z‖²/‖z‖² ─► N_r (start step) ─┐
-            Srr residual (captioner + LLM, or the user caption) ─► text coder ─► TEXT
-            seed, steps, N_r, guidance, diffusion flag ─► PARAMS ◄──────────────────┘
+            z_c = decoded latent ─► N_r: calibrated table (q index) or proxy (rel. error) ─┐
+            Srr residual (captioner + LLM, or the user caption) ─► text coder ─► TEXT       │
+              (pfo=true: token ids optimised for this image ─► clip-ids coder ─► TEXT)     │
+              (no TEXT at all without a diffusion model: nothing would read it)           │
+            seed, steps, N_r, guidance, diffusion flag [, sampler: PARAMS v2] ─► PARAMS ◄──┘
     decode: LATENT ─► z_c ─┬─(no diffusion model)────────────────────────────► VAE.decode ─► image
-                           └─► x_{N_r} = √ᾱ z_c + σ ε(seed) ─► CDM sampler (η = 0, text CFG)
-                                ─► x̂_0 ─► VAE.decode ─► crop ─► image
+                           └─► z_{N_r} = √ᾱ z_c + σ ε(seed) ─► CDM sampler (paper's Algorithm 2,
+                                η = 0, text CFG; PARAMS v1 files: the earlier sampler) ─► VAE.decode ─► crop
 
 Defaults run here: TAEF2 autoencoder + the shipped latent codec (``weights/resulic_latent_taef2``),
 no diffusion (the decoder output is the TAEF2 decode of z_c). With ``--set model=DIR`` (a diffusers
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,7 @@ import torch
 
 from ...container import Stream, StreamKind, stream_cost
 from ...container.params import pack_params, unpack_params
+from ...entropy.varint import decode_uvarint
 from ...errors import FormatError, MissingComponentError, RateError
 from ...paths import PACKAGE_WEIGHTS
 from ...profiles import EncodeRequest, Profile, option
@@ -39,6 +43,7 @@ from ..components.budget import check_budget, decode_budget, passes
 from ..components.options import DiffusionOptions
 from ..components.sampling import pad_to_multiple
 from ..latent.vae import is_taef2, load_latent_space, vae_unavailable_reason
+from .nr_table import TABLE_NAME, NrTable, default_table_path
 
 if TYPE_CHECKING:  # compressai and diffusers load with the codec and the sampler, not with the profile class
     from ..latent.codec import LatentHyperprior
@@ -51,6 +56,9 @@ DEFAULT_CODEC = PACKAGE_WEIGHTS / "resulic_latent_taef2"
 MAX_STEPS = 1000
 #: preferred text coders for the residual (ResULIC codes CLIP token indices), first available wins
 TEXT_CODER_PREFERENCE = ("clip-index",)
+#: CDM samplers; the index is the PARAMS v2 ``sampler`` value (v1 files always use "resfusion")
+SAMPLERS = ("resfusion", "paper")
+CLIP_MEAN, CLIP_STD = (0.4815, 0.4578, 0.4082), (0.2686, 0.2613, 0.2758)  # CLIP's image normalisation
 
 
 @dataclass(frozen=True)
@@ -66,9 +74,23 @@ class ResulicSettings(DiffusionOptions):
                                     " available)", choices=tuple(TEXT_CODERS.names()), config=True)
     # encoder side
     srr: bool = option(False, "send the Srr semantic residual (needs a configured captioner and LLM)")
+    # new options: neither wire nor config fields, so the v1 PARAMS layout and the config hash stay as they were
+    sampler: str = option("paper", "CDM sampler of new files: paper (Eq. 11/15, Algorithm 2; PARAMS v2) or"
+                          " resfusion (the earlier one; PARAMS v1)", choices=SAMPLERS)
+    nr_mode: str | None = option(None, "N_r from: table (calibrated rate point -> N_r, default when the model"
+                                 " folder has one) or proxy (latent coding error)", choices=("table", "proxy"))
+    nr_table: str | None = option(None, f"N_r table JSON (default {TABLE_NAME} in the model folder)")
+    pfo: bool = option(False, "Pfo: optimise the prompt's token ids for this image (sent with the clip-ids coder)")
+    pfo_steps: int = option(20, "Pfo optimisation steps", low=1, high=10000)
+    pfo_lr: float = option(0.3, "Pfo AdamW learning rate", low=0.0)
+    pfo_clip: str | None = option(None, "CLIP model folder (transformers CLIPModel whose text tower is the"
+                                  " diffusion model's text encoder) for Pfo's CLIP term; none: denoising loss only")
+    pfo_clip_weight: float = option(1.0, "weight of Pfo's CLIP term", low=0.0)
 
 
 PARAMS_SCHEMA: list[tuple[str, Any]] = [("version", "u"), ("diffusion", "u"), *ResulicSettings.wire_schema()]
+#: version 2 (new files with a diffusion model): the v1 fields + the sampler (index in SAMPLERS)
+PARAMS_SCHEMA_V2: list[tuple[str, Any]] = [*PARAMS_SCHEMA, ("sampler", "u")]
 
 
 def _digest(path: Path) -> str:
@@ -198,7 +220,6 @@ class ResulicProfile(Profile):
     def encode(self, request: EncodeRequest) -> list[Stream]:
         from ...text import encode_text_stream, get_text_coder
         from ..latent.codec import MAX_Q_INDEX
-        from .scheduler import start_step_for_distortion
 
         z = self._encode_latent(pad_to_multiple(request.image, self._multiple()))
         h, w = z.shape[-2:]
@@ -210,10 +231,11 @@ class ResulicProfile(Profile):
 
         params_len = len(self._params(1, MAX_STEPS - 1)) + 2  # upper bound: varints of n_r/steps
         caption_cost = 0
-        if request.caption:
+        if request.caption and self.bundle is not None:
             caption_cost = stream_cost(len(encode_text_stream(request.caption, get_text_coder(self.text_coder))) + 64)
         if request.quality is not None:
-            payload, z_c = attempt(int(self.quality.check(request.quality, self.name)))
+            k = int(self.quality.check(request.quality, self.name))
+            payload, z_c = attempt(k)
         else:
             k = 0 if request.max_bytes is not None else 4
             while True:
@@ -226,18 +248,106 @@ class ResulicProfile(Profile):
                 k += 1
         rel = float(((z_c - z) ** 2).sum() / (z**2).sum().clamp_min(1e-12))
         streams = [Stream(StreamKind.PARAMS, b""), Stream(StreamKind.LATENT, payload)]
-        text = self._residual_text(request, z_c) if self.bundle is not None or request.caption else ""
-        if text:
-            streams.append(Stream(StreamKind.TEXT, encode_text_stream(text, get_text_coder(self.text_coder))))
         n_r = 0
-        if self.bundle is not None:
-            n_r = self.n_r if self.n_r is not None else start_step_for_distortion(self.scheduler.alphas_cumprod, rel)
-        if self.bundle is not None:
+        if self.bundle is None:
+            if request.caption or self.srr:  # the TAEF2-only decoder has no text input: nothing to send
+                warnings.warn("resulic without a diffusion model (--set model=) does not use text: the caption"
+                              " / semantic residual is not stored", UserWarning, stacklevel=2)
+        else:
+            n_r = self.n_r if self.n_r is not None else self._start_step(k, rel)
             self._check_cost(self.steps, n_r, self.guidance)
+            text = self._residual_text(request, z_c)
+            if self.settings.pfo and text:
+                from ...text.clip_ids import ids_to_text
+
+                ids = self._pfo_ids(request.image, text, z, z_c, n_r)
+                streams.append(Stream(StreamKind.TEXT, encode_text_stream(ids_to_text(ids), get_text_coder("clip-ids"))))
+            elif text:
+                streams.append(Stream(StreamKind.TEXT, encode_text_stream(text, get_text_coder(self.text_coder))))
         streams[0] = Stream(StreamKind.PARAMS, self._params(int(self.bundle is not None), n_r))
         if request.max_bytes is not None and sum(s.framed_size() for s in streams) > request.max_bytes:
             raise RateError("resulic residual text does not fit the budget; shorten the caption or raise the rate")
         return streams
+
+    # ------------------------------------------------------------------ N_r
+    def nr_table(self) -> NrTable | None:
+        """The calibrated rate → N_r table for this model and codec, if there is one."""
+        path = Path(self.settings.nr_table) if self.settings.nr_table else default_table_path(self.model)
+        if path is None or not path.is_file():
+            if self.settings.nr_table:
+                raise MissingComponentError(f"N_r table {path} not found")
+            return None
+        table = NrTable.load(path)
+        if table.codec != _digest(self.codec_dir / "model.safetensors"):
+            if self.settings.nr_table or self.settings.nr_mode == "table":
+                raise MissingComponentError(f"N_r table {path} was fitted for another latent codec; refit it"
+                                            " with `semcodec calibrate-resulic-nr`")
+            return None
+        return table
+
+    def nr_mode(self) -> str:
+        """``table`` when asked for or when the model has a table for this codec, else ``proxy``."""
+        if self.settings.nr_mode:
+            return self.settings.nr_mode
+        return "table" if self.nr_table() is not None else "proxy"
+
+    def _start_step(self, q_index: int, rel_mse: float) -> int:
+        if self.nr_mode() == "table":
+            table = self.nr_table()
+            if table is None:
+                raise MissingComponentError(f"nr_mode=table but no N_r table ({TABLE_NAME} in the model folder or"
+                                            " --set nr_table=); fit one with `semcodec calibrate-resulic-nr`")
+            return table.n_r_for(q_index)
+        from .scheduler import start_step_for_distortion
+
+        return start_step_for_distortion(self.scheduler.alphas_cumprod, rel_mse)
+
+    # ------------------------------------------------------------------ Pfo
+    def _pfo_ids(self, image: np.ndarray, text: str, z: torch.Tensor, z_c: torch.Tensor, n_r: int) -> list[int]:
+        """Pfo (paper §3.2): the prompt's content token ids after optimisation for this image."""
+        from .pfo import content_ids, pfo_objective, run_pfo
+
+        assert self.bundle is not None
+        tok = self.bundle.tokenizer
+        ids = content_ids(tok, text, self._prompt_length())
+        for part in (self.bundle.unet, self.bundle.text_encoder):  # only the prompt is optimised
+            part.requires_grad_(False)
+        clip = self._pfo_clip(image)
+        objective = pfo_objective(self._predict_noise, self.bundle.place(z), self.bundle.place(z_c), n_r,
+                                  self.sampler(n_r), self.steps, seed=self.seed, clip=clip,
+                                  clip_weight=self.settings.pfo_clip_weight)
+        return run_pfo(self.bundle.text_encoder, tok, ids, objective, self._prompt_length(),
+                       steps=self.settings.pfo_steps, lr=self.settings.pfo_lr)
+
+    def _pfo_clip(self, image: np.ndarray) -> Any:
+        """(unit CLIP image features of the original, text projection) for Pfo's CLIP term, or None.
+
+        The text side is the diffusion model's own text encoder (pooled output) through the CLIP model's
+        text projection, so the CLIP model must be the one the text encoder comes from."""
+        if not self.settings.pfo_clip:
+            return None
+        from transformers import CLIPModel
+
+        assert self.bundle is not None
+        clip = CLIPModel.from_pretrained(self.settings.pfo_clip).to(self.bundle.device, self.bundle.dtype)
+        clip.requires_grad_(False)
+        if clip.text_projection.in_features != int(self.bundle.text_encoder.config.hidden_size):
+            raise MissingComponentError("pfo_clip: the CLIP model's text tower does not match the diffusion model's"
+                                        " text encoder (give the CLIP model the text encoder comes from)")
+        size = int(clip.config.vision_config.image_size)
+        x = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float() / 255.0
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
+        mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+        with torch.no_grad():
+            feats = clip.get_image_features(pixel_values=self.bundle.place((x - mean) / std))
+        feats = feats / feats.norm(dim=-1, keepdim=True)
+        return feats, clip.text_projection
+
+    def _prompt_length(self) -> int:
+        assert self.bundle is not None
+        return min(int(self.bundle.tokenizer.model_max_length),
+                   int(self.bundle.text_encoder.config.max_position_embeddings))
 
     def _encode_latent(self, padded: np.ndarray) -> torch.Tensor:
         """VAE latent of the padded image; the last one is kept so several rate points encode once."""
@@ -248,20 +358,37 @@ class ResulicProfile(Profile):
         return self._last[1]
 
     def _params(self, diffusion: int, n_r: int) -> bytes:
-        return pack_params(PARAMS_SCHEMA, {"version": 1, "diffusion": diffusion, **self.settings.wire_values(),
-                                           "n_r": n_r})
+        values = {"version": 1, "diffusion": diffusion, **self.settings.wire_values(), "n_r": n_r}
+        if diffusion and self.settings.sampler != "resfusion":  # the paper's sampler: PARAMS v2
+            return pack_params(PARAMS_SCHEMA_V2, {**values, "version": 2,
+                                                  "sampler": SAMPLERS.index(self.settings.sampler)})
+        return pack_params(PARAMS_SCHEMA, values)
+
+    @staticmethod
+    def _unpack(payload: bytes) -> dict[str, Any]:
+        """PARAMS of either version; v1 files (and v2 with sampler 0) use the earlier sampler."""
+        version, _ = decode_uvarint(payload, 0)
+        if version not in (1, 2):
+            raise FormatError(f"resulic PARAMS version {version} is not known to this build")
+        p = unpack_params(PARAMS_SCHEMA if version == 1 else PARAMS_SCHEMA_V2, payload)
+        if version == 1:
+            p["sampler"] = 0
+        if not 1 <= p["steps"] <= MAX_STEPS or p["diffusion"] not in (0, 1) or not 0 <= p["sampler"] < len(SAMPLERS):
+            raise FormatError("resulic PARAMS out of range")
+        if version == 2 and not p["diffusion"]:
+            raise FormatError("resulic PARAMS v2 is only written with a diffusion model")
+        return p
 
     # ------------------------------------------------------------------ decode
     def decode(self, streams: list[Stream], width: int, height: int,
                texts: Sequence[str] | None = None) -> np.ndarray:
         if len(streams) < 2 or streams[0].kind != StreamKind.PARAMS or streams[1].kind != StreamKind.LATENT:
             raise FormatError("resulic file must start with PARAMS, LATENT streams")
-        p = unpack_params(PARAMS_SCHEMA, streams[0].payload)
-        if p["version"] != 1 or not 1 <= p["steps"] <= MAX_STEPS or p["diffusion"] not in (0, 1):
-            raise FormatError("resulic PARAMS out of range")
-        text = ""
+        p = self._unpack(streams[0].payload)
+        text, ids = "", None
         if len(streams) > 2 and streams[2].kind == StreamKind.TEXT:
             text = self.text_of(streams, 2, texts)
+            ids = self._sent_ids(streams[2].payload, text)
         if p["diffusion"] and self.bundle is None:
             raise MissingComponentError(f"this file was refined with a diffusion model: set {MODEL_ENV} or --set model=")
         m = self._multiple()
@@ -273,26 +400,66 @@ class ResulicProfile(Profile):
                 if not 0 <= p["n_r"] < int(self.scheduler.config.num_train_timesteps):
                     raise FormatError("resulic N_r out of range")
                 self._check_cost(int(p["steps"]), int(p["n_r"]), float(p["guidance"]))
-                z_c = self.refine(z_c, text, int(p["n_r"]), int(p["steps"]), float(p["guidance"]), int(p["seed"]))
+                z_c = self.refine(z_c, text, int(p["n_r"]), int(p["steps"]), float(p["guidance"]), int(p["seed"]),
+                                  sampler=SAMPLERS[int(p["sampler"])], ids=ids)
             img = self.space.decode(z_c)
         return img[:height, :width]
+
+    @staticmethod
+    def _sent_ids(payload: bytes, text: str) -> list[int] | None:
+        """Token ids when the TEXT stream is a clip-ids stream of ids (Pfo), else None (a text prompt)."""
+        from ...text import TEXT_CODERS
+        from ...text.base import stream_coder_id
+
+        if TEXT_CODERS.name_for_id(stream_coder_id(payload)) != "clip-ids":
+            return None
+        from ...text.clip_ids import text_to_ids
+
+        return text_to_ids(text)
 
     def _check_cost(self, steps: int, n_r: int, guidance: float) -> None:
         """The CDM runs at most N_r + 1 steps (its timesteps are N_r … 0)."""
         run, p = min(steps, n_r + 1), passes(guidance, False)
         check_budget(run * p, decode_budget(self.settings.decode_budget), "resulic", f"{run} steps × {p} passes")
 
-    @torch.no_grad()
-    def refine(self, z_c: torch.Tensor, text: str, n_r: int, steps: int, guidance: float, seed: int) -> torch.Tensor:
-        """Compression-aware diffusion from z_c at N_r (ResULIC Algorithm 2, η = 0)."""
+    def _predict_noise(self, z_n: torch.Tensor, t: int | torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        """The one denoiser call of the CDM (sampler, Pfo): the UNet's output at (z_n, t) for the prompt."""
         assert self.bundle is not None
-        sched = self.scheduler
-        sched.set_timesteps(steps, start_step=n_r)
-        cond = self.bundle.encode_prompt([text])
+        return self.bundle.eps(z_n, t, text_emb)
+
+    def sampler(self, n_r: int) -> Any:
+        """The paper's CDM sampler (Algorithm 2) for start step ``n_r`` over the model's noise schedule."""
+        from .scheduler import ResidualCDMSampler
+
+        return ResidualCDMSampler(self.scheduler.alphas_cumprod, n_r, str(self.scheduler.config.prediction_type))
+
+    def embed_ids(self, ids: list[int]) -> torch.Tensor:
+        """Prompt embedding of content token ids exactly as sent (start/end/padding added here)."""
+        from .pfo import padded_ids
+
+        assert self.bundle is not None
+        seq = padded_ids(self.bundle.tokenizer, ids, self._prompt_length())
+        return self.bundle.text_encoder(torch.tensor([seq], device=self.bundle.device))[0].to(self.bundle.dtype)
+
+    @torch.no_grad()
+    def refine(self, z_c: torch.Tensor, text: str, n_r: int, steps: int, guidance: float, seed: int,
+               sampler: str = "paper", ids: list[int] | None = None) -> torch.Tensor:
+        """Compression-aware diffusion from z_c at N_r (``paper``: Algorithm 2, η = 0; ``resfusion``: the
+        sampler of PARAMS v1 files). ``ids``: a prompt sent as token ids (Pfo) instead of ``text``."""
+        assert self.bundle is not None
+        cond = self.embed_ids(ids) if ids is not None else self.bundle.encode_prompt([text])
         uncond = self.bundle.encode_prompt([""]) if guidance != 1.0 else None
         z_c = self.bundle.place(z_c)  # decoded on the CPU by the codec; the CDM runs where the UNet is
-        x = sched.initial_sample(z_c, self.bundle.place(seeded_noise(tuple(z_c.shape), seed)))
+        noise = self.bundle.place(seeded_noise(tuple(z_c.shape), seed))
+        if sampler == "paper":
+            return self.sampler(n_r).sample(z_c, noise, self._predict_noise, cond, steps, uncond, guidance)
+        sched = self.scheduler
+        sched.set_timesteps(steps, start_step=n_r)
+        x = sched.initial_sample(z_c, noise)
         for t in sched.timesteps:
-            eps = self.bundle.guided_eps(x, t, cond, uncond, guidance)
+            eps = self._predict_noise(x, t, cond)
+            if uncond is not None and guidance != 1.0:
+                e_u = self._predict_noise(x, t, uncond)
+                eps = e_u + guidance * (eps - e_u)
             x = sched.step(eps, t, x).prev_sample
         return x

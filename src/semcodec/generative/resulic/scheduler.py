@@ -1,7 +1,10 @@
-"""Compression-aware diffusion (CDM) sampler of ResULIC as a diffusers scheduler (Algorithm 2, η = 0).
+"""Compression-aware diffusion (CDM) of ResULIC: the paper's process (bottom of this module) and our earlier one.
 
-Our reading of the paper, written out so it can be tested. The compressed latent z_c is a degraded
-x_0; the forward process is shifted towards it by the residual r = z_c − x_0 (Resfusion-style):
+New files use :class:`ResidualCDMSampler` / :func:`forward_noise` (the paper's Eq. 11/15 and
+Algorithm 2, PARAMS version 2). :class:`CompressionAwareScheduler` below is the earlier reading, kept
+bit-exact because files written before PARAMS version 2 decode with it (``sampler=resfusion``).
+
+In that earlier reading the compressed latent z_c is a degraded x_0; the forward process is shifted towards it by the residual r = z_c − x_0 (Resfusion-style):
 
     x_t = √ᾱ_t · x_0 + k_t · r + σ_t · ε,   σ_t = √(1 − ᾱ_t),
     k_t = √ᾱ_{N_r} · (1 − √ᾱ_t) / (1 − √ᾱ_{N_r})        (t ≤ N_r)
@@ -29,6 +32,7 @@ a CDM fine-tuned from SD 2.1-768 (v) keeps its parameterisation.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,3 +186,114 @@ def start_step_for_distortion(alphas_cumprod: torch.Tensor, rel_mse: float, lo: 
     target = max(float(rel_mse), 0.0)
     idx = int(torch.argmin((nsr[lo : hi + 1] - target).abs()))
     return lo + idx
+
+
+# ====================================================================================================
+# The paper's CDM (ResULIC Eq. 11/15 and Algorithm 2). The class above is the sampler of files written
+# before PARAMS version 2 (kept so they decode bit-identically); new files use what follows.
+# ====================================================================================================
+
+def residual_gamma(alphas_cumprod: torch.Tensor, n_r: int) -> float:
+    """The constant γ of the paper's forward process, γ = √ᾱ_{N_r} / σ_{N_r}.
+
+    It is the one value that makes the residual weight γ·σ_t reach √ᾱ_{N_r} at t = N_r, so the state
+    there no longer depends on z_0: z_{N_r} = √ᾱ_{N_r}·z_c + σ_{N_r}·ε (the decoder can start there)."""
+    a = float(alphas_cumprod[int(n_r)])
+    return math.sqrt(a) / math.sqrt(1.0 - a)
+
+
+def forward_noise(z0: torch.Tensor, zc: torch.Tensor, noise: torch.Tensor, t: int | torch.Tensor, n_r: int,
+                  alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """The paper's CDM forward state (Eq. 11/15), for training the denoiser and for tests::
+
+        z_t = √ᾱ_t · z0 + σ_t · (ε + γ · (zc − z0)),   σ_t = √(1 − ᾱ_t),   γ = √ᾱ_{N_r} / σ_{N_r}
+
+    ``z0`` the clean latent, ``zc`` the compressed (decoded) latent, ``noise`` ε ~ N(0, I), ``t`` an int
+    or a per-sample LongTensor of timesteps (0 ≤ t ≤ N_r), ``n_r`` the start step the rate gives,
+    ``alphas_cumprod`` the model's ᾱ table. The denoiser's target is ε itself (ε-prediction), as in the
+    paper; the result has z0's dtype and device."""
+    g = residual_gamma(alphas_cumprod, n_r)
+    if isinstance(t, torch.Tensor) and t.ndim > 0:
+        a = alphas_cumprod.to(z0.device)[t.to(z0.device)].to(z0.dtype).view(-1, *([1] * (z0.ndim - 1)))
+        sa, sig = a.sqrt(), (1 - a).sqrt()
+    else:
+        a_f = float(alphas_cumprod[int(t)])
+        sa, sig = math.sqrt(a_f), math.sqrt(1.0 - a_f)  # type: ignore[assignment]
+    return sa * z0 + sig * (noise + g * (zc - z0))
+
+
+class ResidualCDMSampler:
+    """Deterministic (η = 0) reverse process of the paper's CDM, Algorithm 2.
+
+    With ê the model's noise estimate at step n (any ``prediction_type``, converted by :meth:`estimates`)::
+
+        z_{N_r} = √ᾱ_{N_r} · z_c + σ_{N_r} · ε                       (start: depends on z_c only)
+        z̃_0 = (z_n − σ_n·(ê + γ·z_c)) / (√ᾱ_n − γ·σ_n),   but z̃_0 = z_c at n = N_r
+        z_{n'} = √ᾱ_{n'} · z̃_0 + σ_{n'} · (ê + γ·(z_c − z̃_0))         (next timestep n' < n; DDIM, η = 0)
+
+    and the output is z̃_0 of the last step. At n = N_r the x̂_0 formula divides by zero (√ᾱ = γσ there),
+    which is why the paper sets z̃_0 = z_c at the first step. The denoiser is called only through the
+    ``predict_noise(z_n, t, text_emb)`` callable given to :meth:`sample`."""
+
+    def __init__(self, alphas_cumprod: torch.Tensor, n_r: int, prediction_type: str = "epsilon") -> None:
+        if not 0 <= int(n_r) < len(alphas_cumprod):
+            raise ValueError(f"N_r must be in 0..{len(alphas_cumprod) - 1}")
+        if prediction_type not in PREDICTION_TYPES:
+            raise NotImplementedError(f"prediction_type {prediction_type!r}")
+        self.alphas_cumprod = alphas_cumprod.to(torch.float64)
+        self.n_r = int(n_r)
+        self.gamma = residual_gamma(self.alphas_cumprod, self.n_r)
+        self.prediction_type = prediction_type
+
+    def timesteps(self, steps: int) -> list[int]:
+        """``steps`` evenly spaced timesteps N_r = t_0 > t_1 > … ≥ 1 (at most N_r of them; [0] for N_r = 0)."""
+        k = max(1, min(int(steps), self.n_r))
+        return [self.n_r * (k - i) // k for i in range(k)]
+
+    def _coef(self, t: int) -> tuple[float, float]:
+        a = float(self.alphas_cumprod[t])
+        return math.sqrt(a), math.sqrt(1.0 - a)
+
+    def initial(self, z_c: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        sa, sig = self._coef(self.n_r)
+        return sa * z_c + sig * noise
+
+    def estimates(self, out: torch.Tensor, z: torch.Tensor, t: int, z_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ê, z̃_0) at step ``t`` from the model output ``out`` (ε, v = √ᾱ·ε − σ·z_0, or z_0)."""
+        sa, sig = self._coef(t)
+        g = self.gamma
+        first = t == self.n_r
+        if self.prediction_type == "epsilon":
+            eps = out
+            x0 = z_c if first else (z - sig * (eps + g * z_c)) / (sa - g * sig)
+        elif self.prediction_type == "v_prediction":
+            # z = (√ᾱ − γσ)·z0 + σ·ε + γσ·z_c and v = √ᾱ·ε − σ·z0, solved for (z0, ε)
+            x0 = z_c if first else (sa * (z - g * sig * z_c) - sig * out) / (1.0 - sa * g * sig)
+            eps = (out + sig * x0) / sa
+        else:  # "sample"
+            x0 = z_c if first else out
+            eps = (z - g * sig * z_c - (sa - g * sig) * x0) / sig
+        return eps, x0
+
+    def step(self, eps: torch.Tensor, x0: torch.Tensor, prev: int, z_c: torch.Tensor) -> torch.Tensor:
+        """z at timestep ``prev`` (DDIM, η = 0); ``prev`` < 0 returns z̃_0."""
+        if prev < 0:
+            return x0
+        sa, sig = self._coef(prev)
+        return sa * x0 + sig * (eps + self.gamma * (z_c - x0))
+
+    def sample(self, z_c: torch.Tensor, noise: torch.Tensor, predict_noise: Callable[..., torch.Tensor],
+               text_emb: torch.Tensor, steps: int, uncond: torch.Tensor | None = None,
+               guidance: float = 1.0) -> torch.Tensor:
+        """Algorithm 2 from z_c; ``predict_noise(z_n, t, text_emb)`` is the single denoiser call
+        (classifier-free guidance: ê_u + w·(ê_c − ê_u), two batch-1 calls)."""
+        ts = self.timesteps(steps)
+        z = self.initial(z_c, noise)
+        for i, t in enumerate(ts):
+            out = predict_noise(z, t, text_emb)
+            if uncond is not None and guidance != 1.0:
+                out_u = predict_noise(z, t, uncond)
+                out = out_u + guidance * (out - out_u)
+            eps, x0 = self.estimates(out, z, t, z_c)
+            z = self.step(eps, x0, ts[i + 1] if i + 1 < len(ts) else -1, z_c)
+        return z
