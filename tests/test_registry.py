@@ -67,7 +67,7 @@ def test_metric_model_and_base_codec_tables() -> None:
     from semcodec.metrics import METRICS, metric_classes
 
     assert all(cls.name == name for name, cls in metric_classes().items()) and "psnr" in METRICS
-    assert {"bmshj2018-hyperprior", "mbt2018-mean", "cheng2020-attn", "lic-small"} == set(model_names())
+    assert {"bmshj2018-hyperprior", "mbt2018-mean", "cheng2020-attn", "lic-small", "lic-checkerboard"} == set(model_names())
     with pytest.raises(MissingComponentError, match="unknown learned model 'lic-smal' \\(did you mean 'lic-small'"):
         build_model("lic-smal")
     # the lossless ids are stored in every lossless IMAGE stream: they never change
