@@ -332,3 +332,17 @@ def test_perco_analyse_equals_compress_and_config_is_unchanged(perco_model) -> N
         "scheduler_kind": prof.bundle.sources.scheduler_kind}
     assert "rate" in config["schema"]
     assert set(config) == {"profile", "format", "schema", "components", "head", "text_coder", "scheduler_kind"}
+
+
+def test_trainer_rate_flag_lists_and_checks_the_table(tmp_path) -> None:
+    import argparse
+
+    from semcodec.generative.perco.rates import RATE_NAMES
+    from semcodec.train.args import perco_arguments
+    from semcodec.train.perco import main
+
+    ap = argparse.ArgumentParser()
+    perco_arguments(ap)
+    assert all(name in " ".join(ap.format_help().split()) for name in RATE_NAMES)
+    with pytest.raises(SystemExit, match="unknown PerCo rate point '0.05'"):
+        main(["--tiny", "--images", str(tmp_path), "--out", str(tmp_path / "m"), "--rate", "0.05"])

@@ -31,6 +31,7 @@ from torch import nn
 from ..generative.components import DiffusionComponents
 from ..generative.latent.vae import is_taef2, load_latent_space
 from ..generative.perco.head import PercoHead
+from ..generative.perco.rates import rate_point
 from ..generative.perco.unet import expand_unet_inputs
 from .args import perco_arguments
 from .diffusion import (
@@ -76,6 +77,10 @@ def perco_loss(unet: nn.Module, sched: Any, z: torch.Tensor, noise: torch.Tensor
 
 
 def train(args: argparse.Namespace) -> None:
+    try:
+        rate_point(args.rate)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     rng, out, model = start_run(args, latent_channels=32 if is_taef2(args.vae) else 4)
     resume = (out / "unet").is_dir() and (out / "perco").is_dir()
     bundle = DiffusionComponents.from_sources(str(out) if resume else model, device=args.device)
