@@ -94,7 +94,7 @@ def _image(h: int = 32, w: int = 32) -> np.ndarray:
     return np.clip(img + np.random.default_rng(1).normal(0, 5, img.shape), 0, 255).astype(np.uint8)
 
 
-def _roundtrip(prof: Any, caption: str = "a red barn") -> np.ndarray:
+def _roundtrip(prof: Any, caption: str | None = "a red barn") -> np.ndarray:
     detector = LeakDetector()
     with detector:
         streams = prof.encode(EncodeRequest(_image(), caption=caption))
@@ -130,15 +130,17 @@ def test_sedic_keeps_every_tensor_on_the_models_dtype(tiny_sd, float64_models, t
 
 def test_perco_keeps_every_tensor_on_the_models_dtype(tiny_sd, float64_models, tmp_path):
     from semcodec.generative.components import load_unet
-    from semcodec.generative.latent.vq import PercoHead
+    from semcodec.generative.perco.head import PercoHead
     from semcodec.generative.perco.profile import PercoProfile
     from semcodec.generative.perco.unet import expand_unet_inputs
 
-    head = PercoHead(latent_channels=4, width=8, code_dim=4, codebook_size=16, text_len=32, text_dim=16)
+    head = PercoHead(latent_channels=4, rate="0.0508", width=8, blocks=1, code_dim=4, text_len=32, text_dim=16)
     head.save(tmp_path / "perco")
     expand_unet_inputs(load_unet(tiny_sd), head.D).save_pretrained(tmp_path / "unet")
-    prof = PercoProfile(model=str(tiny_sd), unet=str(tmp_path / "unet"), head=str(tmp_path / "perco"), steps=2)
+    prof = PercoProfile(model=str(tiny_sd), unet=str(tmp_path / "unet"), head=str(tmp_path / "perco"), steps=2,
+                        captioner="none")
     _roundtrip(prof)
+    _roundtrip(prof, caption=None)  # no caption: the learned ∅ alone
     assert {"unet", "vae", "text_encoder"} <= set(float64_models)
 
 

@@ -86,7 +86,7 @@ def test_perco_trainer_runs_on_a_v_model(tmp_path):
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(imgs / f"{i}.png")
     model = build_tiny_sd(tmp_path / "sd", controlnet=False, prediction_type="v_prediction")
     main(["--model", str(model), "--images", str(imgs), "--out", str(tmp_path / "m"), "--steps", "1", "--size",
-          "32", "--codebook", "16", "--code-dim", "4", "--batch", "2", "--grad-accum", "2", "--workers", "2",
+          "32", "--rate", "0.0019", "--width", "8", "--blocks", "1", "--code-dim", "4", "--batch", "2", "--grad-accum", "2", "--workers", "2",
           "--amp", "bf16"])
     assert load_scheduler(tmp_path / "m").config.prediction_type == "v_prediction"
     assert (tmp_path / "m" / "perco" / "model.safetensors").is_file()

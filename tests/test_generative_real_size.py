@@ -47,7 +47,10 @@ def test_itc_latent_controlnet_at_real_size(sd21) -> None:
 
 def test_perco_extra_unet_inputs_at_real_size(sd21) -> None:
     row = _row("perco", sd21)
-    assert row["checks"] == {"unet_in": 4 + 8, "unet_out": 4, "code_dim": 8}
+    # the paper's head: 32-dim codes, rate point 0.0508 (32×32 grid per 64×64 latent, V = 8196), 4–8 M params
+    assert row["checks"] == {"unet_in": 4 + 32, "unet_out": 4, "code_dim": 32, "rate": "0.0508", "V": 8196,
+                             "grid": [8, 8], "latent_bytes": 105}  # ⌈64·log2 8196⌉ = 833 bits
+    assert 4 <= row["params_m"]["head"] <= 8.1
 
 
 def test_resulic_codec_on_sd_latents_at_real_size(sd21) -> None:

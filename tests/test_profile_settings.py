@@ -69,7 +69,9 @@ def test_generated_params_schemas_are_the_file_format() -> None:
     assert [("version", u), ("seed", u), ("steps", u), ("strength", u), ("guidance", u),
                      ("control_scale", u), ("eta", u), ("t_prime", u), ("global_strength", u), ("n_objects", u),
                      ("n_base", u)] == SEDIC
-    assert [("version", u), ("seed", u), ("steps", u), ("guidance", "f32"), ("gh", u), ("gw", u), ("V", u)] == PERCO
+    # PerCo version 2 (the paper's rate points) adds the rate point index; version 1 files are refused
+    assert [("version", u), ("seed", u), ("steps", u), ("guidance", "f32"), ("rate", u), ("gh", u), ("gw", u),
+            ("V", u)] == PERCO
     assert [("version", u), ("diffusion", u), ("seed", u), ("steps", u), ("n_r", u), ("guidance", "f32")] == RESULIC
 
 

@@ -94,8 +94,13 @@ def _checks(name: str, prof: Any, image: np.ndarray) -> dict[str, Any]:
         return {"control": tuple(control.shape), "attention_maps": maps,
                 "aggregate": tuple(store.aggregate(*control.shape[-2:]).shape)}
     if name == "perco":
+        from ..generative.latent.vq import index_bits
+
+        z = prof.space.encode(image)
+        grid = prof.head.grid(*z.shape[-2:])
         return {"unet_in": int(prof.bundle.unet.conv_in.in_channels), "unet_out": int(prof.bundle.unet.config.out_channels),
-                "code_dim": prof.head.D}
+                "code_dim": prof.head.D, "rate": prof.head.rate.name, "V": prof.head.V, "grid": list(grid),
+                "latent_bytes": (index_bits(grid[0] * grid[1], prof.head.V) + 7) // 8}
     if name == "resulic":
         z = prof.space.encode(image)
         payload = prof.codec.compress_latent(z, 4)

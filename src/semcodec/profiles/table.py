@@ -38,7 +38,8 @@ PROFILES: Registry = Registry("profile", {
     "itc": ProfileEntry(32, "semcodec.generative.itc.profile:ItcProfile", _BASE),
     "sedic": ProfileEntry(33, "semcodec.generative.sedic.profile:SedicProfile", _BASE),
     "perco": ProfileEntry(34, "semcodec.generative.perco.profile:PercoProfile", Quality(
-        "VQ grid cell size in latent pixels (larger: fewer bits)", 1, 64, "4")),
+        "index of the paper's rate point (0 = 0.0019 … 6 = 0.1250 bpp map at 512²); must be the model's",
+        0, 6, "the model's rate point")),
     "resulic": ProfileEntry(35, "semcodec.generative.resulic.profile:ResulicProfile", Quality(
         "q-step index of the latent codec (0: finest)", 0, 24, "4")),
     "lossless": ProfileEntry(48, "semcodec.lossless.profile:LosslessProfile", Quality(

@@ -160,11 +160,22 @@ def add_run_arguments(ap: argparse.ArgumentParser, lr: float) -> None:
 
 
 def perco_arguments(ap: argparse.ArgumentParser) -> None:
+    # no import of the PerCo package here: building the CLI parser loads no codec module
     add_run_arguments(ap, lr=1e-4)
     ap.add_argument("--vae", default=None, help="'taef2' to train in the TAEF2 latent space")
-    ap.add_argument("--codebook", type=int, default=256)
-    ap.add_argument("--code-dim", type=int, default=8)
-    ap.add_argument("--train-unet", choices=("all", "conv_in", "none"), default="all")
+    ap.add_argument("--rate", default="0.0313",
+                    help="the paper's rate point, bpp of the map at 512x512 (0.0019, 0.0024, 0.0098, 0.0313, 0.0508,"
+                         " 0.0937 or 0.1250): sets the hyper-encoder's strides and the codebook size")
+    ap.add_argument("--code-dim", type=int, default=32)
+    ap.add_argument("--width", type=int, default=192, help="hyper-encoder channels")
+    ap.add_argument("--blocks", type=int, default=8, help="hyper-encoder residual blocks")
+    ap.add_argument("--ema-decay", type=float, default=0.99, help="codebook EMA decay γ")
+    ap.add_argument("--dead-code-restart", type=float, default=None, metavar="N",
+                    help="restart codes whose EMA count falls below N on batch vectors (default: off)")
+    ap.add_argument("--commitment", type=float, default=0.25, help="commitment loss weight β")
+    ap.add_argument("--train", choices=("linear", "all", "conv_in", "none"), default="linear",
+                    help="UNet weights fine-tuned: linear layers (+ the first conv, whose map inputs are new) as in"
+                         " the paper, all, only the first conv, or none")
 
 
 def resulic_cdm_arguments(ap: argparse.ArgumentParser) -> None:

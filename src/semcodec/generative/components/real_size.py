@@ -23,9 +23,8 @@ import torch
 
 CONFIGS_ENV = "SEMCODEC_SD21_CONFIGS"
 SD21 = "stable-diffusion-2-1-base"
-#: PerCo hyper-latent width (extra UNet input channels) and codebook used at real size
-PERCO_CODE_DIM = 8
-PERCO_CODEBOOK = 256
+#: PerCo rate point built at real size (32×32 grid per 64×64 latent, V = 8196: the non-power-of-two one)
+PERCO_RATE = "0.0508"
 
 
 def sd21_configs_dir() -> Path | None:
@@ -73,14 +72,15 @@ def build_random_sd(configs: str | Path, folder: str | Path, *, seed: int = 0, d
     del unet
     gc.collect()
     if perco:
-        from ..latent.vq import PercoHead
+        from ..perco.head import PercoHead
+        from ..perco.rates import CODE_DIM
 
-        in_ch = int(unet_cfg["in_channels"]) + PERCO_CODE_DIM
+        in_ch = int(unet_cfg["in_channels"]) + CODE_DIM
         _save(UNet2DConditionModel.from_config(unet_cfg, in_channels=in_ch, out_channels=unet_cfg["in_channels"]),
               folder / "perco" / "unet", dtype)
         text = CLIPTextConfig.from_pretrained(str(configs / "text_encoder"))
-        PercoHead(latent_channels=int(unet_cfg["in_channels"]), code_dim=PERCO_CODE_DIM, codebook_size=PERCO_CODEBOOK,
-                  text_len=int(text.max_position_embeddings), text_dim=int(text.hidden_size)).save(folder / "perco" / "perco")
+        PercoHead(latent_channels=int(unet_cfg["in_channels"]), rate=PERCO_RATE, text_len=int(text.max_position_embeddings),
+                  text_dim=int(text.hidden_size)).save(folder / "perco" / "perco")
     if codec:
         from ..latent.codec import LatentHyperprior
 

@@ -1,21 +1,26 @@
-"""PerCo's local conditioning: hyper-encoder + vector quantiser + uniform index coding (Careil et al. 2024).
+"""Vector quantisation with an EMA codebook, and the uniform code of its indices (PerCo, Careil et al. 2024).
 
 ::
 
-    VAE latent z (C×h×w) ─► hyper-encoder ─► adaptive pool to the grid gh×gw ─► e (D×gh×gw)
-        ─► nearest codeword in the codebook (V×D) ─► indices ─► uniform code: ⌈gh·gw·log2 V⌉ bits
-    decoder: indices ─► codebook lookup ─► z_l (D×gh×gw) ─► nearest upsample to h×w ─► UNet input
+    e (B×D×gh×gw) ─► nearest codeword of the codebook (V×D) ─► indices ─► uniform code: ⌈gh·gw·log2 V⌉ bits
+    decoder: indices ─► codebook lookup ─► quantised map (B×D×gh×gw)
 
-The grid (gh, gw) is the rate knob: the encoder picks it from the byte budget and writes it in
-PARAMS. Indices are packed as one mixed-radix integer, so a non-power-of-two V wastes < 1 bit per
-image, not per index. The decoder only looks codewords up, so its output is thread-independent.
+Training (van den Oord et al. 2017, App. A.1; the codebook is not a gradient parameter):
+with n_i the number of vectors assigned to code i in the batch and Σz their sum,
+
+    N_i ← γ·N_i + (1−γ)·n_i      m_i ← γ·m_i + (1−γ)·Σz      e_i = m_i / Ñ_i,
+    Ñ_i = (N_i + ε) / (Σ_j N_j + V·ε) · Σ_j N_j     (Laplace smoothing: no code divides by zero)
+
+plus the commitment loss β‖e − sg(q)‖² on the encoder. Codes whose N_i falls below ``restart_below``
+(optional) are restarted on random vectors of the batch, so a large V does not end with dead codes.
+
+Indices are packed as one mixed-radix integer, so a non-power-of-two V (PerCo's 8196) wastes < 1 bit
+per image, not per index. The decoder only looks codewords up, so its output is thread-independent.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -69,84 +74,65 @@ def unpack_indices(data: bytes, n: int, V: int) -> list[int]:
     return out
 
 
-class ResBlock(nn.Module):
-    def __init__(self, ch: int) -> None:
+class EMACodebook(nn.Module):
+    """V codewords of dimension D, updated by exponential moving averages (see the module docstring)."""
+
+    def __init__(self, size: int, dim: int, decay: float = 0.99, eps: float = 1e-5,
+                 restart_below: float | None = None, seed: int = 0) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.GroupNorm(8, ch), nn.SiLU(), nn.Conv2d(ch, ch, 3, padding=1),
-                                  nn.GroupNorm(8, ch), nn.SiLU(), nn.Conv2d(ch, ch, 3, padding=1))
+        if size < 2 or dim < 1 or not 0.0 <= decay < 1.0:
+            raise ValueError(f"bad codebook: size {size}, dim {dim}, decay {decay}")
+        self.size, self.dim, self.decay, self.eps, self.restart_below = size, dim, decay, eps, restart_below
+        gen = torch.Generator().manual_seed(seed)  # the same start on every device
+        embed = torch.randn(size, dim, generator=gen)
+        self.register_buffer("embed", embed)
+        #: N_i starts at 1 and m_i at e_i, so e_i = m_i / N_i holds from the first step
+        self.register_buffer("cluster_size", torch.ones(size))
+        self.register_buffer("embed_sum", embed.clone())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-class PercoHead(nn.Module):
-    """Hyper-encoder + codebook + learned null text embedding (everything PerCo adds besides the UNet)."""
-
-    def __init__(self, latent_channels: int = 4, width: int = 64, code_dim: int = 8, codebook_size: int = 256,
-                 text_len: int = 77, text_dim: int = 1024, blocks: int = 2) -> None:
-        super().__init__()
-        self.config = dict(latent_channels=latent_channels, width=width, code_dim=code_dim,
-                           codebook_size=codebook_size, text_len=text_len, text_dim=text_dim, blocks=blocks)
-        self.encoder = nn.Sequential(nn.Conv2d(latent_channels, width, 3, padding=1),
-                                     *[ResBlock(width) for _ in range(blocks)])
-        self.to_code = nn.Sequential(ResBlock(width), nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, code_dim, 1))
-        self.codebook = nn.Embedding(codebook_size, code_dim)
-        nn.init.normal_(self.codebook.weight, std=1.0)
-        #: ∅ of the classifier-free guidance, learned during fine-tuning (10% text dropout)
-        self.null_text = nn.Parameter(torch.zeros(text_len, text_dim))
-
-    @property
-    def V(self) -> int:
-        return int(self.config["codebook_size"])
-
-    @property
-    def D(self) -> int:
-        return int(self.config["code_dim"])
-
-    def features(self, z: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-        """Continuous hyper-latent e (B×D×gh×gw) before quantisation."""
-        return self.to_code(F.adaptive_avg_pool2d(self.encoder(z), grid))
-
-    def quantize(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Nearest codewords: (indices B×gh×gw, straight-through quantised map B×D×gh×gw)."""
-        flat = e.permute(0, 2, 3, 1).reshape(-1, self.D)
-        d = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.codebook.weight.T
-             + self.codebook.weight.pow(2).sum(1)[None])
-        idx = d.argmin(1)
-        q = self.codebook(idx).view(e.shape[0], e.shape[2], e.shape[3], self.D).permute(0, 3, 1, 2)
-        return idx.view(e.shape[0], e.shape[2], e.shape[3]), e + (q - e).detach()
-
-    def vq_loss(self, e: torch.Tensor, beta: float = 0.25) -> torch.Tensor:
-        """VQ-VAE codebook + commitment loss (van den Oord et al. 2017)."""
-        idx, _ = self.quantize(e.detach())
-        cw = self.lookup(idx)
-        return F.mse_loss(cw, e.detach()) + beta * F.mse_loss(e, cw.detach())
+    def nearest(self, flat: torch.Tensor) -> torch.Tensor:
+        """Index of the nearest codeword (squared Euclidean distance) of each row of ``flat`` (M×D)."""
+        w = self.embed.to(flat.dtype)
+        d = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ w.T + w.pow(2).sum(1)[None]
+        return d.argmin(1)
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
-        """indices B×gh×gw → quantised map B×D×gh×gw."""
-        return self.codebook(indices).permute(0, 3, 1, 2)
+        return F.embedding(indices, self.embed)
 
-    @staticmethod
-    def upsample(zq: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        return F.interpolate(zq, size=size, mode="nearest")
+    @torch.no_grad()
+    def ema_update(self, flat: torch.Tensor, indices: torch.Tensor) -> None:
+        """One EMA step from the batch vectors ``flat`` (M×D) and their assigned codes."""
+        flat = flat.to(self.embed.dtype)
+        onehot = F.one_hot(indices, self.size).to(flat.dtype)  # M×V
+        n = onehot.sum(0)
+        sums = onehot.T @ flat
+        g = self.decay
+        self.cluster_size.mul_(g).add_(n, alpha=1 - g)
+        self.embed_sum.mul_(g).add_(sums, alpha=1 - g)
+        total = self.cluster_size.sum()
+        smoothed = (self.cluster_size + self.eps) / (total + self.size * self.eps) * total
+        self.embed.copy_(self.embed_sum / smoothed[:, None])
+        if self.restart_below is not None and len(flat):
+            dead = self.cluster_size < self.restart_below
+            k = int(dead.sum())
+            if k:
+                pick = torch.randint(0, len(flat), (k,), device=flat.device)
+                self.embed[dead] = flat[pick]
+                self.embed_sum[dead] = flat[pick]
+                self.cluster_size[dead] = 1.0
 
-    def save(self, folder: str | Path) -> None:
-        from safetensors.torch import save_file
+    def forward(self, e: torch.Tensor, beta: float = 0.25) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """e (B×D×h×w) → (indices B×h×w, straight-through quantised map, commitment loss β‖e − sg(q)‖²).
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()}, str(folder / "model.safetensors"))
-        (folder / "config.json").write_text(json.dumps(self.config, indent=2) + "\n")
-
-    @classmethod
-    def load(cls, folder: str | Path) -> PercoHead:
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        head = cls(**json.loads((folder / "config.json").read_text()))
-        head.load_state_dict(load_file(str(folder / "model.safetensors")))
-        head.requires_grad_(False)
-        return head.eval()
+        In training mode the codebook takes one EMA step towards the batch."""
+        b, d, h, w = e.shape
+        flat = e.permute(0, 2, 3, 1).reshape(-1, d)
+        idx = self.nearest(flat.detach())
+        q = self.lookup(idx).to(e.dtype).view(b, h, w, d).permute(0, 3, 1, 2)
+        commit = beta * F.mse_loss(e, q.detach())
+        if self.training:
+            self.ema_update(flat.detach(), idx)
+        return idx.view(b, h, w), e + (q - e).detach(), commit
 
 
 def grid_for(h: int, w: int, cell: int) -> tuple[int, int]:

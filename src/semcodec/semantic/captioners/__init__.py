@@ -10,7 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import SemanticConfig
-from .base import STYLES, Captioner, CaptionStyle, itc_style, limit_words, resulic_style, sedic_style
+from .base import (
+    STYLES,
+    Captioner,
+    CaptionStyle,
+    itc_style,
+    limit_words,
+    perco_style,
+    resulic_style,
+    sedic_style,
+)
 from .chat import ChatCaptioner
 from .given import FileCaptioner, MetadataCaptioner, TextCaptioner, read_image_description
 
@@ -30,5 +39,5 @@ def make_captioner(style: str | CaptionStyle = "itc", config: SemanticConfig | N
 
 
 __all__ = ["STYLES", "CaptionStyle", "Captioner", "ChatCaptioner", "FileCaptioner", "MetadataCaptioner",
-           "TextCaptioner", "itc_style", "limit_words", "make_captioner", "read_image_description",
+           "TextCaptioner", "itc_style", "limit_words", "make_captioner", "perco_style", "read_image_description",
            "resulic_style", "sedic_style"]

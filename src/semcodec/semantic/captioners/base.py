@@ -41,7 +41,12 @@ def sedic_style(l_all: int = 30) -> CaptionStyle:
                         "the main objects and the background.", l_all)
 
 
-STYLES = {"itc": itc_style, "resulic": resulic_style, "sedic": sedic_style}
+def perco_style() -> CaptionStyle:
+    """PerCo: a BLIP-2-style short caption; the cap is 32 generated tokens, not words (set by the caller)."""
+    return CaptionStyle("perco", "Write a short caption of this image.", None)
+
+
+STYLES = {"itc": itc_style, "resulic": resulic_style, "sedic": sedic_style, "perco": perco_style}
 
 
 def limit_words(text: str, max_words: int | None) -> str:
