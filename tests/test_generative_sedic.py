@@ -92,10 +92,11 @@ def test_attention_guidance_moves_attention_into_the_mask(bundle):
     assert not any(type(p).__name__ == "CaptureAttnProcessor" for p in bundle.unet.attn_processors.values())
 
 
-def test_mask_fusion(bundle):
-    """An object with an empty mask changes nothing; a full mask replaces the global branch."""
+def test_mask_fusion_parallel(bundle):
+    """orag=parallel: an object with an empty mask changes nothing; a full mask replaces the global branch."""
     ref = _image(3)
-    s = OragSettings(seed=1, steps=2, strength=1.0, guidance=1.0, eta=40.0, t_prime=500, global_strength=0.0)
+    s = OragSettings(seed=1, steps=2, strength=1.0, guidance=1.0, eta=40.0, t_prime=500, global_strength=0.0,
+                     mode="parallel", attn_place="all")
     plain = orag_decode(bundle, ref, OVERALL, [], s)
     empty = orag_decode(bundle, ref, OVERALL, [("dog, a brown dog", "dog", np.zeros((32, 32), bool))], s)
     full = orag_decode(bundle, ref, OVERALL, [("dog, a brown dog", "dog", np.ones((32, 32), bool))], s)
