@@ -103,8 +103,8 @@ def unpack_sedic_params(payload: bytes) -> dict[str, Any]:
     version, _ = decode_uvarint(bytes(payload), 0)
     if version == 1:
         p = unpack_params(PARAMS_SCHEMA_V1, payload)
-        old = SedicSettings(**V1_DEFAULTS).wire_values()
-        return {**p, **{k: old[k] for k in V2_FIELDS}}
+        return {**p, "orag": ORAG_MODES.index(V1_DEFAULTS["orag"]), "object_steps": V1_DEFAULTS["object_steps"],
+                "attn_place": ATTN_PLACES.index(V1_DEFAULTS["attn_place"])}
     if version == 2:
         return unpack_params(PARAMS_SCHEMA, payload)
     raise FormatError(f"sedic: unknown parameters version {version}")
