@@ -22,9 +22,12 @@ from semcodec.container import Stream, StreamKind, parse_container
 from semcodec.container.params import unpack_params
 from semcodec.errors import FormatError
 from semcodec.generative.components import DiffusionComponents, seeded_noise
+from semcodec.generative.components.sampling import fresh_scheduler
 from semcodec.generative.components.tiny import build_tiny_sd
-from semcodec.generative.sedic.attention import AttentionStore, install_capture
+from semcodec.generative.sedic import orag
+from semcodec.generative.sedic.attention import AttentionStore, captured_layers, install_capture
 from semcodec.generative.sedic.orag import (
+    CLEAN,
     ObjectPrompt,
     OragSettings,
     attention_fraction_at,
@@ -33,10 +36,6 @@ from semcodec.generative.sedic.orag import (
     name_positions,
     orag_decode,
 )
-from semcodec.generative.components.sampling import fresh_scheduler
-from semcodec.generative.sedic import orag
-from semcodec.generative.sedic.attention import captured_layers
-from semcodec.generative.sedic.orag import CLEAN
 from semcodec.generative.sedic.profile import PARAMS_SCHEMA, PARAMS_SCHEMA_V1, SedicProfile
 from semcodec.generative.sedic.semantics import pack_texts, unpack_texts
 from semcodec.pipeline import compress, decode
@@ -293,6 +292,7 @@ def test_sequential_stage_structure_control_and_fusion(bundle, monkeypatch):
         m = orag.latent_mask(mask, (8, 8), (32, 32)).bool().expand(1, 4, 8, 8)
         levels = list(trajs[j])[1:]  # the level each step of stage j reached
         for k, ((mask_t, obj, prev), _, fused) in enumerate(fusions[10 * (j - 1): 10 * j]):
+            assert torch.equal(mask_t, orag.latent_mask(mask, (8, 8), (32, 32)))  # object j's mask, 0/1 here
             assert torch.equal(prev, trajs[j - 1][levels[k]])  # same t: the grids nest (20 = 2 × 10)
             assert torch.equal(fused[m], obj[m]) and torch.equal(fused[~m], prev[~m])
             assert torch.equal(trajs[j][levels[k]], fused)

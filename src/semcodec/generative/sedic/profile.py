@@ -35,8 +35,8 @@ from ...container.params import pack_params, unpack_params
 from ...errors import FormatError, RateError, SemcodecError
 from ...image.base import scaled_base
 from ...profiles import EncodeRequest, Profile, option
-from ...text.base import TEXT_CODERS
 from ...semantic.objects.records import GroundedObject
+from ...text.base import TEXT_CODERS
 from ..components import SD_MODEL_ENV, fixed_threads
 from ..components.budget import (
     check_budget,
