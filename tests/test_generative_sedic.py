@@ -70,12 +70,15 @@ def _image(seed: int = 0) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _masks() -> tuple[np.ndarray, np.ndarray]:
-    a = np.zeros((32, 32), bool)
-    a[8:24, 2:14] = True
-    b = np.zeros((32, 32), bool)
-    b[4:16, 18:30] = True
-    return a, b
+def _masks(aligned: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Two object masks; ``aligned``: on whole 4×4 pixel blocks, so exactly 0/1 on the 8×8 latent grid."""
+    rects = ((8, 24, 4, 16), (0, 12, 20, 32)) if aligned else ((8, 24, 2, 14), (4, 16, 18, 30))
+    out = []
+    for y0, y1, x0, x1 in rects:
+        m = np.zeros((32, 32), bool)
+        m[y0:y1, x0:x1] = True
+        out.append(m)
+    return out[0], out[1]
 
 
 def test_attention_guidance_moves_attention_into_the_mask(bundle):
@@ -218,15 +221,6 @@ def test_sedic_analyse_equals_compress_and_config_is_unchanged(tiny_sd, tmp_path
 
 
 # ------------------------------------------------------------------ sequential ORAG (Algorithm 1)
-def _aligned_masks() -> tuple[np.ndarray, np.ndarray]:
-    """Masks on whole 4×4 pixel blocks: exactly 0/1 on the 8×8 latent grid (VAE factor 4)."""
-    a = np.zeros((32, 32), bool)
-    a[8:24, 4:16] = True
-    b = np.zeros((32, 32), bool)
-    b[0:12, 20:32] = True
-    return a, b
-
-
 def _spy(monkeypatch, name: str, calls: list) -> None:
     """Wrap ``orag.<name>``, appending (args, kwargs, result) of every call to ``calls``."""
     real = getattr(orag, name)
@@ -243,7 +237,7 @@ def test_sequential_stage_structure_control_and_fusion(bundle, monkeypatch):
     """Algorithm 1: stage 0 (N steps, c_all, ControlNet on the reference), one 10-step stage per object (c_j,
     ControlNet on the previous stage's decoded image, fused with the previous stage's latent at the same t by
     the mask), a final N-step stage on c_all. Checked by hooks on the real UNet and ControlNet."""
-    ref, (ma, mb) = _image(5), _aligned_masks()
+    ref, (ma, mb) = _image(5), _masks(aligned=True)
     objects = [("cat, a small ginger cat", "cat", ma), ("dog, a brown dog", "dog", mb)]
     n = 20
     s = OragSettings(seed=3, steps=n, guidance=1.0, eta=0.0, mode="sequential")  # one UNet call per step
@@ -303,7 +297,7 @@ def test_sequential_stage_structure_control_and_fusion(bundle, monkeypatch):
 def test_sequential_guidance_only_while_t_above_t_prime(bundle, monkeypatch):
     """Attention guidance runs once per object-stage step with t > T′ and never in stage 0, the final stage
     or any step with t ≤ T′; each guided step adds one (recording) UNet pass."""
-    ref, (ma, _) = _image(6), _aligned_masks()
+    ref, (ma, _) = _image(6), _masks(aligned=True)
     objects = [("cat, a small ginger cat", "cat", ma)]
     guided: list = []
     _spy(monkeypatch, "guide_latent", guided)

@@ -150,20 +150,29 @@ def orag_decode(bundle: DiffusionComponents, reference: np.ndarray, overall: str
     return orag_parallel(bundle, reference, overall, objects, settings)
 
 
+def _prepare(bundle: DiffusionComponents, reference: np.ndarray, overall: str,
+             objects: list[tuple[str, str, np.ndarray]], settings: OragSettings
+             ) -> tuple[np.ndarray, tuple[int, ...], torch.Tensor, torch.Tensor | None, list[ObjectPrompt]]:
+    """What both schedules start from: the padded reference, the latent shape, the overall and empty-prompt
+    embeddings (the latter only with CFG) and the objects with their latent-grid masks."""
+    padded = pad_to_multiple(reference, bundle.size_multiple)
+    f = bundle.vae_scale_factor
+    grid = (padded.shape[0] // f, padded.shape[1] // f)
+    shape = (1, int(bundle.unet.config.in_channels), *grid)
+    c_all = bundle.encode_prompt([overall])
+    uncond = bundle.encode_prompt([""]) if settings.guidance != 1.0 else None
+    objs = [ObjectPrompt(p, name_positions(bundle, p, n), bundle.place(latent_mask(m, grid, padded.shape[:2])))
+            for p, n, m in objects]
+    return padded, shape, c_all, uncond, objs
+
+
 @torch.no_grad()
 def orag_parallel(bundle: DiffusionComponents, reference: np.ndarray, overall: str,
                   objects: list[tuple[str, str, np.ndarray]], settings: OragSettings) -> np.ndarray:
     """The shared-trajectory schedule (module doc); the algorithm of the files written before ``orag``."""
     h, w = reference.shape[:2]
-    padded = pad_to_multiple(reference, bundle.size_multiple)
-    f = bundle.vae_scale_factor
-    grid = (padded.shape[0] // f, padded.shape[1] // f)
-    shape = (1, int(bundle.unet.config.in_channels), *grid)
+    padded, shape, c_all, uncond, objs = _prepare(bundle, reference, overall, objects, settings)
     control = bundle.control_image(padded) if bundle.controlnet is not None else None
-    c_all = bundle.encode_prompt([overall])
-    uncond = bundle.encode_prompt([""]) if settings.guidance != 1.0 else None
-    objs = [ObjectPrompt(p, name_positions(bundle, p, n), bundle.place(latent_mask(m, grid, padded.shape[:2])))
-            for p, n, m in objects]
     conds = [bundle.encode_prompt([o.prompt]) for o in objs]
     z0_ref = bundle.encode_image(padded) if settings.strength < 1.0 else None
     from .attention import AttentionStore, install_capture
@@ -275,14 +284,8 @@ def orag_sequential(bundle: DiffusionComponents, reference: np.ndarray, overall:
     from .attention import AttentionStore, install_capture
 
     h, w = reference.shape[:2]
-    padded = pad_to_multiple(reference, bundle.size_multiple)
-    f = bundle.vae_scale_factor
-    grid = (padded.shape[0] // f, padded.shape[1] // f)
-    ctx = _StageInputs(bundle, AttentionStore(), bundle.encode_prompt([""]) if settings.guidance != 1.0 else None,
-                       (1, int(bundle.unet.config.in_channels), *grid), settings)
-    c_all = bundle.encode_prompt([overall])
-    objs = [ObjectPrompt(p, name_positions(bundle, p, n), bundle.place(latent_mask(m, grid, padded.shape[:2])))
-            for p, n, m in objects]
+    padded, shape, c_all, uncond, objs = _prepare(bundle, reference, overall, objects, settings)
+    ctx = _StageInputs(bundle, AttentionStore(), uncond, shape, settings)
     s0, s_obj, s_final = stage_seeds(settings.seed, len(objs))
     partial = settings.strength < 1.0
 
