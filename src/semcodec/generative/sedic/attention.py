@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor
 
+from .orag import ATTN_PLACES
+
 
 class AttentionStore:
     """Cross-attention maps of one forward pass (only while ``recording``)."""
@@ -106,10 +108,6 @@ class CaptureAttnProcessor(AttnProcessor):
         if attn.residual_connection:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
-
-
-#: where cross-attention maps are captured (see the module doc); index = PARAMS value
-ATTN_PLACES = ("all", "up-mid")
 
 
 def middle_up_block(unet: Any) -> int:

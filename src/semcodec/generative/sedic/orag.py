@@ -54,6 +54,9 @@ if TYPE_CHECKING:  # the capture processor imports diffusers: loaded when decodi
 
 #: the two ORAG schedules (index = PARAMS value): see the module doc
 ORAG_MODES = ("parallel", "sequential")
+#: where the guidance reads cross-attention (index = PARAMS value): see :mod:`.attention`; defined here
+#: because :mod:`.attention` imports diffusers and the profile must not
+ATTN_PLACES = ("all", "up-mid")
 #: trajectory level of a stage's final (clean) latent, below every timestep
 CLEAN = -1
 

@@ -49,8 +49,7 @@ from ..components.options import ReferenceDiffusionOptions
 from ..components.sampling import start_index
 from ..components.settings import CENTI, MAX_STEPS, generative_availability
 from . import masks as mask_stream
-from .attention import ATTN_PLACES
-from .orag import ORAG_MODES, OragSettings, orag_decode
+from .orag import ATTN_PLACES, ORAG_MODES, OragSettings, orag_decode
 from .semantics import MAX_OBJECTS, analyse, pack_texts, unpack_texts
 
 
