@@ -114,7 +114,8 @@ def test_itc_keeps_every_tensor_on_the_models_dtype(tiny_sd, float64_models, mod
     assert mode == "img2img" or "controlnet" in float64_models
 
 
-def test_sedic_keeps_every_tensor_on_the_models_dtype(tiny_sd, float64_models, tmp_path):
+@pytest.mark.parametrize("orag", ["sequential", "parallel"])
+def test_sedic_keeps_every_tensor_on_the_models_dtype(tiny_sd, float64_models, tmp_path, orag):
     from semcodec.generative.sedic.profile import SedicProfile
 
     mask = np.zeros((32, 32), bool)
@@ -123,7 +124,7 @@ def test_sedic_keeps_every_tensor_on_the_models_dtype(tiny_sd, float64_models, t
     (tmp_path / "sem.json").write_text(json.dumps({"overall": "a cat on a mat", "objects": [
         {"name": "cat", "details": "a small ginger cat", "mask": "cat.png"}]}))
     prof = SedicProfile(model=str(tiny_sd), controlnet=str(tiny_sd / "controlnet"), base_profile="webp", steps=2,
-                        t_prime=0, semantics=str(tmp_path / "sem.json"), mask_factor=4)
+                        t_prime=0, semantics=str(tmp_path / "sem.json"), mask_factor=4, orag=orag, object_steps=2)
     _roundtrip(prof)
     assert {"unet", "vae", "controlnet"} <= set(float64_models)
 

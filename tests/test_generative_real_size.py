@@ -2,10 +2,11 @@
 
 Built once per module with :func:`build_random_sd` into a temporary diffusers folder and loaded through
 the profiles' normal ``from_pretrained`` code. itc, perco and resulic run encode + decode (2 steps,
-128×128 px). SEDIC's full decode takes over a minute here (ORAG: a branch per object plus a backward
-pass per guided step), so for sedic the test builds the profile, runs one capturing UNet + ControlNet
-forward at 64×64 px and one attention-guidance step; ``python -m semcodec.bench.real_size`` runs its
-full decode (with and without an object).
+128×128 px). SEDIC's full decode takes over a minute here (sequential ORAG: stage 0, a stage per
+object with a backward pass per guided step, a final stage), so for sedic the test builds the profile,
+runs one capturing UNet + ControlNet forward at 64×64 px and one attention-guidance step on the
+cross-attention the guidance reads; ``python -m semcodec.bench.real_size`` runs its full decode (with
+and without an object).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def test_resulic_codec_on_sd_latents_at_real_size(sd21) -> None:
 
 def test_sedic_attention_capture_at_real_head_dims(sd21, tmp_path) -> None:
     from semcodec.generative.components.latent_control import is_latent_controlnet
-    from semcodec.generative.sedic.attention import AttentionStore, install_capture
+    from semcodec.generative.sedic.attention import AttentionStore, captured_layers, install_capture
     from semcodec.generative.sedic.orag import (
         ObjectPrompt,
         attention_fraction_at,
@@ -92,6 +93,14 @@ def test_sedic_attention_capture_at_real_head_dims(sd21, tmp_path) -> None:
         assert heads == [5, 10, 20]  # SD 2.1: 64-channel heads on 320/640/1280 channels
         assert {int(m.shape[2]) for m in store.maps} == {77}
         assert store.aggregate(8, 8).shape == (64, 77)
+    assert prof.sampler.attn_place == "up-mid" and prof.sampler.mode == "sequential"
+    assert {n.split(".")[1] for n in captured_layers(bundle.unet, "up-mid")} == {"2"}  # SD 2.1's up_blocks.2
+    store = AttentionStore()
+    with install_capture(bundle.unet, store, "up-mid"), torch.no_grad():
+        store.recording = True
+        bundle.eps(z, torch.tensor(801), cond, control)
+        store.recording = False
+        assert {tuple(m.shape) for m in store.maps} == {(10, 16, 77)}  # 640 channels, the 4×4 grid of an 8×8 latent
         energy, _ = attention_fraction_at(bundle, store, z, torch.tensor(801), cond, obj, control, 1.0)
         z1 = guide_latent(bundle, store, z, torch.tensor(801), cond, obj, 40.0, control)
     assert torch.isfinite(energy) and z1.shape == z.shape and not torch.equal(z1, z)

@@ -62,13 +62,15 @@ def test_generated_params_schemas_are_the_file_format() -> None:
     from semcodec.generative.perco.profile import PARAMS_SCHEMA as PERCO
     from semcodec.generative.resulic.profile import PARAMS_SCHEMA as RESULIC
     from semcodec.generative.sedic.profile import PARAMS_SCHEMA as SEDIC
+    from semcodec.generative.sedic.profile import PARAMS_SCHEMA_V1 as SEDIC_V1
 
     u = "u"
     assert [("version", u), ("mode", u), ("seed", u), ("steps", u), ("strength", u), ("guidance", u),
                    ("control_scale", u), ("n_base", u)] == ITC
     assert [("version", u), ("seed", u), ("steps", u), ("strength", u), ("guidance", u),
                      ("control_scale", u), ("eta", u), ("t_prime", u), ("global_strength", u), ("n_objects", u),
-                     ("n_base", u)] == SEDIC
+                     ("n_base", u)] == SEDIC_V1
+    assert [*SEDIC_V1[:-2], ("orag", u), ("object_steps", u), ("attn_place", u), *SEDIC_V1[-2:]] == SEDIC
     # PerCo version 2 (the paper's rate points) adds the rate point index; version 1 files are refused
     assert [("version", u), ("seed", u), ("steps", u), ("guidance", "f32"), ("rate", u), ("gh", u), ("gw", u),
             ("V", u)] == PERCO

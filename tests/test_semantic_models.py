@@ -18,7 +18,7 @@ from semcodec.errors import MissingComponentError
 from semcodec.semantic.captioners import ChatCaptioner, itc_style, make_captioner
 from semcodec.semantic.chat import HFTextChat, HFVisionChat
 from semcodec.semantic.config import SemanticConfig
-from semcodec.semantic.objects import SedicLimits, analyze_sedic, parse_object_answer
+from semcodec.semantic.objects import SedicLimits, analyze_sedic, parse_object_answer, remove_names
 from semcodec.semantic.objects.grounding import GroundingDinoDetector
 from semcodec.semantic.objects.sam import SamSegmenter
 from semcodec.semantic.srr import semantic_residual
@@ -280,6 +280,54 @@ def test_grounding_dino_and_sam(tiny, image):
     assert m.shape == (48, 64) and m.dtype == bool
 
 
+def test_every_box_goes_to_sam_and_the_masks_merge(tiny, image):
+    """A name Grounding DINO finds several times gets ONE mask: the union of SAM's mask for every box."""
+    from semcodec.semantic.objects import ObjectDescription, ObjectSemantics, ground_objects
+
+    det = GroundingDinoDetector.load(tiny["gdino"], box_threshold=0.0, text_threshold=0.0)
+    found = det.detect_all(image, "cat")
+    assert len(found) >= 2 and [d.score for d in found] == sorted((d.score for d in found), reverse=True)
+    assert det.detect(image, "cat") == found[0]
+    boxes = [(2.0, 2.0, 20.0, 16.0), (40.0, 28.0, 62.0, 46.0)]  # two instances far apart
+
+    class TwoInstances:  # the real detector's interface, with two known boxes for "cat" and none for "dog"
+        def detect_all(self, _image, name):
+            return [type(found[0])(b, 0.9 - 0.1 * i) for i, b in enumerate(boxes)] if name == "cat" else []
+
+    seg = SamSegmenter.load(tiny["sam"])
+    separate = [seg.segment(image, b) for b in boxes]
+    union = seg.segment_boxes(image, boxes)
+    assert np.array_equal(union, separate[0] | separate[1])
+    assert union.sum() > max(m.sum() for m in separate)  # both instances count (random SAM: disjoint masks here)
+    sem = ObjectSemantics("a cat and a dog on a mat", [ObjectDescription("cat", "grey"), ObjectDescription("dog", "")])
+    res = ground_objects(image, sem, TwoInstances(), seg)
+    assert res.dropped == ["dog"]
+    assert res.overall == "a cat on a mat"  # the hallucinated name leaves the overall description too
+    assert [o.name for o in res.objects] == ["cat"] and np.array_equal(res.objects[0].mask, union)
+    assert res.objects[0].box == boxes[0]
+    # the same objects through the real detector: all its boxes are merged the same way
+    real = ground_objects(image, ObjectSemantics("a cat", [ObjectDescription("cat", "")]), det, seg)
+    want = seg.segment_boxes(image, [d.box for d in found])
+    assert [o.name for o in real.objects] == (["cat"] if want.any() else [])
+    if want.any():
+        assert np.array_equal(real.objects[0].mask, want)
+
+
+@pytest.mark.parametrize("text,names,want", [
+    ("a cat and a dog on a mat", ["dog"], "a cat on a mat"),
+    ("A dog and a cat on a mat", ["dog"], "a cat on a mat"),
+    ("two dogs, a cat and a ball", ["dogs"], "a cat and a ball"),
+    ("a bird with a red car", ["bird"], "a red car"),
+    ("The red car parked near a tree with a bird.", ["bird", "tree"], "The red car parked near."),
+    ("a category of cats", ["cat"], "a category of"),
+    ("a cat on a mat", ["red car", ""], "a cat on a mat"),
+])
+def test_hallucinated_names_leave_the_overall_description(text, names, want):
+    from semcodec.semantic.objects import remove_names
+
+    assert remove_names(text, names) == want
+
+
 @needs("diffusers")
 def test_sedic_analysis_end_to_end_and_cli(tiny, image, tmp_path, capsys, monkeypatch):
     answer = "Object 1: cat | grey fur, sitting\nObject 2: dog | brown, lying down\nOverall: a cat and a dog on a mat"
@@ -290,7 +338,7 @@ def test_sedic_analysis_end_to_end_and_cli(tiny, image, tmp_path, capsys, monkey
         det.box_threshold = det.text_threshold = 0.0
         seg = cfg.segmenter()
         res = analyze_sedic(image, cfg.vision_chat(), det, seg, SedicLimits(3, 12, 30))
-        assert res.overall == "a cat and a dog on a mat"
+        assert res.overall == remove_names("a cat and a dog on a mat", res.dropped)
         assert sorted([o.name for o in res.objects] + res.dropped) == ["cat", "dog"]
         assert [o.text for o in res.objects][:1] in ([], ["cat, grey fur, sitting"])
         for o in res.objects:
@@ -318,7 +366,9 @@ def test_sedic_analysis_end_to_end_and_cli(tiny, image, tmp_path, capsys, monkey
         kinds = [s["kind"] for s in out["streams"]]
         assert kinds[:2] == ["params", "text"] and kinds.count("text") == 1 and kinds[-1] == "image"
         text = out["streams"][1]["text"].split("\n")
-        assert text[0] == "a cat and a dog on a mat" and (kinds.count("mask") == 1) == (len(text) > 1)
+        kept = [line.split(":")[0] for line in text[1:]]
+        assert text[0] == remove_names("a cat and a dog on a mat", [n for n in ("cat", "dog") if n not in kept])
+        assert (kinds.count("mask") == 1) == (len(text) > 1)
         assert out["streams"][1]["payload_bytes"] == len(encode_text_stream("\n".join(text)))
         assert out["total_bits"] == 8 * out["total_bytes"] == 8 * (out["header_bytes"] + sum(
             s["bytes"] for s in out["streams"]))

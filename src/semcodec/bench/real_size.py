@@ -11,6 +11,10 @@ profile's alone::
 Each row: encode/decode seconds, peak RSS, parameter count of the models the profile loaded and their
 memory in fp32 and fp16/bf16, and the checks that matter at real size (attention maps at the real head
 counts for SEDIC's ORAG, PerCo's extra UNet inputs, ResULIC's codec on 4-channel latents).
+
+``sedic-objects`` decodes with the sequential ORAG (SEDIC's Algorithm 1: stage 0, one stage per object,
+a final stage), its object stages at the benchmark's step count, so the row stays short; its checks
+report the cross-attention layers the guidance reads (``up-mid``: SD 2.1's ``up_blocks.2``).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ def profile_options(name: str, folder: Path, steps: int, work: Path) -> tuple[st
             (work / "sem.json").write_text(json.dumps({"overall": CAPTION, "objects": [
                 {"name": "house", "details": "red walls", "mask": "house.png"}]}))
             opts["semantics"] = str(work / "sem.json")
+            opts["object_steps"] = steps  # the sequential ORAG's object stages, as short as the others
         return ("sedic" if name.startswith("sedic") else name), opts
     if name == "perco":
         return "perco", {"model": str(folder), "unet": str(folder / "perco" / "unet"),
@@ -80,18 +85,21 @@ def _checks(name: str, prof: Any, image: np.ndarray) -> dict[str, Any]:
     import torch
 
     if name.startswith("sedic"):
-        from ..generative.sedic.attention import AttentionStore, install_capture
+        from ..generative.sedic.attention import AttentionStore, captured_layers, install_capture
 
         bundle = prof.components
         cond = bundle.encode_prompt([CAPTION])
         control = bundle.control_image(image)
         z = torch.zeros(1, int(bundle.unet.config.in_channels), *control.shape[-2:])
+        place = prof.sampler.attn_place
         store = AttentionStore()
-        with install_capture(bundle.unet, store), torch.no_grad():
+        with install_capture(bundle.unet, store, place), torch.no_grad():
             store.recording = True
             bundle.eps(z, torch.tensor(500), cond, control)
         maps = sorted({(int(m.shape[0]), int(m.shape[1]), int(m.shape[2])) for m in store.maps})
-        return {"control": tuple(control.shape), "attention_maps": maps,
+        blocks = sorted({".".join(n.split(".")[:2]) for n in captured_layers(bundle.unet, place)})
+        return {"control": tuple(control.shape), "orag": prof.sampler.mode, "attn_place": place,
+                "attn_blocks": blocks, "attention_maps": maps,
                 "aggregate": tuple(store.aggregate(*control.shape[-2:]).shape)}
     if name == "perco":
         from ..generative.latent.vq import index_bits

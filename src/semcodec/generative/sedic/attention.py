@@ -9,6 +9,14 @@ from them can be differentiated back to the latent. Self-attention layers run un
 
 ``aggregate`` resizes every layer's maps to the latent grid (bilinear) and averages over heads and
 layers, like Attend-and-Excite / layout-guidance implementations do.
+
+Where the maps are taken (``place``, a PARAMS setting of SEDIC):
+
+- ``"up-mid"`` (SEDIC, the default of new files): only the cross-attention of the middle block of the
+  up-sampling branch, read as the middle one of the up blocks that have cross-attention. In SD 2.1 those
+  are ``up_blocks.1/2/3`` (latent grid /4, /2, /1), so the maps come from ``up_blocks.2`` (a 32×32 grid
+  for a 512 px image). The paper tuned its step size η = 40 for maps taken there.
+- ``"all"``: every cross-attention layer of the UNet (the files written before the setting existed).
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor
+
+from .orag import ATTN_PLACES
 
 
 class AttentionStore:
@@ -100,12 +110,32 @@ class CaptureAttnProcessor(AttnProcessor):
         return hidden_states / attn.rescale_output_factor
 
 
+def middle_up_block(unet: Any) -> int:
+    """Index of the middle up block among those with cross-attention (SD 2.1: 2 of 1, 2, 3)."""
+    with_attn = [i for i, block in enumerate(unet.up_blocks) if getattr(block, "attentions", None)]
+    if not with_attn:
+        raise RuntimeError("the UNet has no up block with cross-attention to guide")
+    return with_attn[len(with_attn) // 2]
+
+
+def captured_layers(unet: Any, place: str = "all") -> list[str]:
+    """Processor names of the cross-attention layers captured at ``place``."""
+    if place not in ATTN_PLACES:
+        raise ValueError(f"attention place must be one of {', '.join(ATTN_PLACES)}, got {place!r}")
+    cross = [name for name in unet.attn_processors if name.endswith("attn2.processor")]
+    if place == "all":
+        return cross
+    prefix = f"up_blocks.{middle_up_block(unet)}."
+    return [name for name in cross if name.startswith(prefix)]
+
+
 @contextmanager
-def install_capture(unet: Any, store: AttentionStore) -> Iterator[AttentionStore]:
-    """Swap the cross-attention processors of ``unet`` for capturing ones; restore the originals after."""
+def install_capture(unet: Any, store: AttentionStore, place: str = "all") -> Iterator[AttentionStore]:
+    """Swap the cross-attention processors at ``place`` for capturing ones; restore the originals after."""
     before = dict(unet.attn_processors)
+    chosen = set(captured_layers(unet, place))
     # only cross-attention (attn2) is captured; self-attention keeps its fast (SDPA) processor
-    unet.set_attn_processor({name: CaptureAttnProcessor(store) if name.endswith("attn2.processor") else proc
+    unet.set_attn_processor({name: CaptureAttnProcessor(store) if name in chosen else proc
                              for name, proc in before.items()})
     try:
         yield store

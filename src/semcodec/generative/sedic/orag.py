@@ -1,6 +1,18 @@
-"""ORAG: object restoration with attention guidance (SEDIC), then a global pass.
+"""ORAG: object restoration with attention guidance (SEDIC), in two schedules.
 
-For every timestep t (one shared trajectory, a private scheduler per branch)::
+``sequential`` (SEDIC's Algorithm 1, the default of new files): one full diffusion per stage, each
+from fresh seeded noise, the ControlNet conditioned on the image the previous stage decoded::
+
+    stage 0:   x_0 ← Diffuse(N steps, c_all, ControlNet(reference))                   (restore the reference)
+    stage j:   x_j ← Diffuse(N_obj steps, c_j, ControlNet(x_{j−1})), j = 1..J          (one object each)
+                 at every step t:  t > T′:  z ← z − η ∇_z E_j(z)                       (attention guidance)
+                                   z_{t'} ← step(z_t)
+                                   z_{t'} ← M_j ⊙ z_{t'} + (1 − M_j) ⊙ z^{(j−1)}_{t'}    (fusion with the previous
+                                                                                         stage's latent at t')
+    final:     x̂ ← Diffuse(N steps, c_all, ControlNet(x_J))                            (harmonise on c_all)
+
+``parallel`` (the files written before the schedule was a setting): one shared trajectory, a private
+scheduler per branch::
 
     z ──ε(z, t, c_all, ref)──► step ─────────────────────────────► ẑ_0          (overall description)
     z ──[t > T′: z ← z − η ∇_z E_j(z)]──ε(z, t, c_j, ref)──► step ─► ẑ_j        (object j = 1..J)
@@ -8,12 +20,12 @@ For every timestep t (one shared trajectory, a private scheduler per branch)::
     z ← ẑ_J
     then the global pass: z noised to the global strength and denoised on c_all (ControlNet on ref).
 
-with the cross-attention energy of object j over its name tokens k (A from :mod:`.attention`)::
+In both, the cross-attention energy of object j over its name tokens k (A from :mod:`.attention`)::
 
     E_j = mean_k ( 1 − Σ_{m∈M_j} A_{m,k} / Σ_m A_{m,k} )²
 
 Minimising E_j moves the object's attention mass inside its mask, so the object description is
-rendered where the coded mask says. ``ref`` is the decoded reference image, fed to the ControlNet.
+rendered where the coded mask says.
 """
 
 from __future__ import annotations
@@ -40,16 +52,28 @@ if TYPE_CHECKING:  # the capture processor imports diffusers: loaded when decodi
     from .attention import AttentionStore
 
 
+#: the two ORAG schedules (index = PARAMS value): see the module doc
+ORAG_MODES = ("parallel", "sequential")
+#: where the guidance reads cross-attention (index = PARAMS value): see :mod:`.attention`; defined here
+#: because :mod:`.attention` imports diffusers and the profile must not
+ATTN_PLACES = ("all", "up-mid")
+#: trajectory level of a stage's final (clean) latent, below every timestep
+CLEAN = -1
+
+
 @dataclass(frozen=True)
 class OragSettings:
     seed: int = 0
-    steps: int = 20
-    strength: float = 1.0  # 1 = start from seeded noise; < 1 = from the noised reference latent
+    steps: int = 20  # N: steps of stage 0 and of the final stage (sequential), of every branch (parallel)
+    strength: float = 1.0  # 1 = start from seeded noise; < 1 = from the noised reference / previous latent
     guidance: float = 4.0
     control_scale: float = 1.0
     eta: float = 40.0  # attention-guidance step size η
     t_prime: int = 500  # guidance only while t > T′ (timestep units of the scheduler)
-    global_strength: float = 0.3  # strength of the final global pass (0 = none)
+    global_strength: float = 0.3  # parallel: strength of the final global pass (0 = none)
+    mode: str = "sequential"  # ORAG_MODES
+    object_steps: int = 10  # sequential: steps of each object stage
+    attn_place: str = "up-mid"  # where guidance reads cross-attention (attention.ATTN_PLACES)
 
 
 @dataclass(frozen=True)
@@ -119,27 +143,46 @@ def guide_latent(bundle: DiffusionComponents, store: AttentionStore, z: torch.Te
     return (z - eta * grad).detach()
 
 
-@torch.no_grad()
 def orag_decode(bundle: DiffusionComponents, reference: np.ndarray, overall: str,
                 objects: list[tuple[str, str, np.ndarray]], settings: OragSettings) -> np.ndarray:
     """Decode: reference image (H×W×3) + overall description + [(prompt, name, H×W bool mask)] → image."""
-    h, w = reference.shape[:2]
+    if settings.mode == "sequential":
+        return orag_sequential(bundle, reference, overall, objects, settings)
+    if settings.mode != "parallel":
+        raise ValueError(f"ORAG mode must be one of {', '.join(ORAG_MODES)}, got {settings.mode!r}")
+    return orag_parallel(bundle, reference, overall, objects, settings)
+
+
+def _prepare(bundle: DiffusionComponents, reference: np.ndarray, overall: str,
+             objects: list[tuple[str, str, np.ndarray]], settings: OragSettings
+             ) -> tuple[np.ndarray, tuple[int, ...], torch.Tensor, torch.Tensor | None, list[ObjectPrompt]]:
+    """What both schedules start from: the padded reference, the latent shape, the overall and empty-prompt
+    embeddings (the latter only with CFG) and the objects with their latent-grid masks."""
     padded = pad_to_multiple(reference, bundle.size_multiple)
     f = bundle.vae_scale_factor
     grid = (padded.shape[0] // f, padded.shape[1] // f)
     shape = (1, int(bundle.unet.config.in_channels), *grid)
-    control = bundle.control_image(padded) if bundle.controlnet is not None else None
     c_all = bundle.encode_prompt([overall])
     uncond = bundle.encode_prompt([""]) if settings.guidance != 1.0 else None
     objs = [ObjectPrompt(p, name_positions(bundle, p, n), bundle.place(latent_mask(m, grid, padded.shape[:2])))
             for p, n, m in objects]
+    return padded, shape, c_all, uncond, objs
+
+
+@torch.no_grad()
+def orag_parallel(bundle: DiffusionComponents, reference: np.ndarray, overall: str,
+                  objects: list[tuple[str, str, np.ndarray]], settings: OragSettings) -> np.ndarray:
+    """The shared-trajectory schedule (module doc); the algorithm of the files written before ``orag``."""
+    h, w = reference.shape[:2]
+    padded, shape, c_all, uncond, objs = _prepare(bundle, reference, overall, objects, settings)
+    control = bundle.control_image(padded) if bundle.controlnet is not None else None
     conds = [bundle.encode_prompt([o.prompt]) for o in objs]
     z0_ref = bundle.encode_image(padded) if settings.strength < 1.0 else None
     from .attention import AttentionStore, install_capture
 
     store = AttentionStore()
     gen = step_generator(settings.seed)
-    with install_capture(bundle.unet, store):
+    with install_capture(bundle.unet, store, settings.attn_place):
         scheds = [fresh_scheduler(bundle, settings.steps) for _ in range(len(objs) + 1)]
         first = start_index(settings.steps, settings.strength)
         timesteps = scheds[0].timesteps[first:]
@@ -175,3 +218,92 @@ def _global_pass(bundle: DiffusionComponents, z: torch.Tensor, c_all: torch.Tens
         eps = bundle.guided_eps(zin, t, c_all, uncond, settings.guidance, control, settings.control_scale)
         z = scheduler_step(sched, eps, t, z, gen)
     return z
+
+
+# ---------------------------------------------------------------------------------------- sequential
+def fuse_latents(mask: torch.Tensor, obj: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+    """M ⊙ z_obj + (1 − M) ⊙ z_prev: the object stage inside its mask, the previous stage outside."""
+    return mask * obj + (1.0 - mask) * prev
+
+
+def level_of(trajectory: dict[int, torch.Tensor], level: int) -> torch.Tensor:
+    """The previous stage's latent at noise level ``level`` (a timestep, or :data:`CLEAN`).
+
+    Stage grids nest when N is a multiple of the object steps (SD's leading/trailing spacings), so the
+    level is found exactly; otherwise the nearest recorded level stands in.
+    """
+    if level in trajectory:
+        return trajectory[level]
+    return trajectory[min(trajectory, key=lambda k: (abs(k - level), k))]
+
+
+@dataclass
+class _StageInputs:
+    """What every stage shares: the bundle, the unconditional embedding, the latent shape, the settings."""
+
+    bundle: DiffusionComponents
+    store: AttentionStore
+    uncond: torch.Tensor | None
+    shape: tuple[int, ...]
+    settings: OragSettings
+
+
+def _run_stage(ctx: _StageInputs, control: torch.Tensor | None, cond: torch.Tensor, steps: int, seed: int,
+               z_start: torch.Tensor | None, obj: ObjectPrompt | None = None,
+               prev: dict[int, torch.Tensor] | None = None) -> dict[int, torch.Tensor]:
+    """One full diffusion; returns its trajectory {level: latent} (last entry: the clean latent).
+
+    With ``obj``: attention guidance while t > T′ and, after every step, fusion with ``prev`` (the
+    previous stage's trajectory) at the level the step reached.
+    """
+    b, s = ctx.bundle, ctx.settings
+    sched = fresh_scheduler(b, steps)
+    timesteps = sched.timesteps[start_index(steps, s.strength):]
+    z = initial_latent(b, sched, z_start, ctx.shape, seed, s.strength, timesteps[0])
+    gen = step_generator(seed)
+    trajectory = {int(timesteps[0]): z}
+    for i, t in enumerate(timesteps):
+        if obj is not None and int(t) > s.t_prime and s.eta != 0.0:
+            z = guide_latent(b, ctx.store, z, t, cond, obj, s.eta, control, s.control_scale)
+        zin = sched.scale_model_input(z, t)
+        eps = b.guided_eps(zin, t, cond, ctx.uncond, s.guidance, control, s.control_scale)
+        z = scheduler_step(sched, eps, t, z, gen)
+        level = int(timesteps[i + 1]) if i + 1 < len(timesteps) else CLEAN
+        if obj is not None and prev is not None:
+            z = fuse_latents(obj.mask, z, level_of(prev, level))
+        trajectory[level] = z
+    return trajectory
+
+
+def stage_seeds(seed: int, n_objects: int) -> tuple[int, list[int], int]:
+    """Seeds of stage 0, of each object stage and of the final stage (independent of J for stages 0/final)."""
+    return seed, [seed + 2 + j for j in range(n_objects)], seed + 1
+
+
+@torch.no_grad()
+def orag_sequential(bundle: DiffusionComponents, reference: np.ndarray, overall: str,
+                    objects: list[tuple[str, str, np.ndarray]], settings: OragSettings) -> np.ndarray:
+    """SEDIC's Algorithm 1 (module doc): stage 0 on the reference, one stage per object, a final stage."""
+    from .attention import AttentionStore, install_capture
+
+    h, w = reference.shape[:2]
+    padded, shape, c_all, uncond, objs = _prepare(bundle, reference, overall, objects, settings)
+    ctx = _StageInputs(bundle, AttentionStore(), uncond, shape, settings)
+    s0, s_obj, s_final = stage_seeds(settings.seed, len(objs))
+    partial = settings.strength < 1.0
+
+    def control_of(image: np.ndarray) -> torch.Tensor | None:
+        return bundle.control_image(image) if bundle.controlnet is not None else None
+
+    with install_capture(bundle.unet, ctx.store, settings.attn_place):
+        traj = _run_stage(ctx, control_of(padded), c_all, settings.steps, s0,
+                          bundle.encode_image(padded) if partial else None)
+        for obj, seed in zip(objs, s_obj, strict=True):
+            z = traj[CLEAN]
+            image = bundle.decode_latents(z)  # the previous stage's decoded image conditions this stage
+            traj = _run_stage(ctx, control_of(image), bundle.encode_prompt([obj.prompt]), settings.object_steps,
+                              seed, z if partial else None, obj, traj)
+        z = traj[CLEAN]
+        traj = _run_stage(ctx, control_of(bundle.decode_latents(z)), c_all, settings.steps, s_final,
+                          z if partial else None)
+    return bundle.decode_latents(traj[CLEAN])[:h, :w]

@@ -80,8 +80,10 @@ def configured_analysis() -> bool:
     return bool((cfg.vlm or cfg.chat_url) and cfg.grounding_dino and cfg.sam)
 
 
-def analyse(image: np.ndarray, caption: str | None, semantics: str | None, auto: bool = True) -> SedicAnalysis:
-    """The encoder's semantics for ``image`` (order in the module doc)."""
+def analyse(image: np.ndarray, caption: str | None, semantics: str | None, auto: bool = True, *,
+            overall_words: int = 30, detail_words: int = 12) -> SedicAnalysis:
+    """The encoder's semantics for ``image`` (order in the module doc); the word limits bound the VLM's
+    overall description (l_all) and each object's details (l_d)."""
     h, w = image.shape[:2]
     if semantics:
         sem = load_semantics_file(semantics, w, h)
@@ -90,10 +92,11 @@ def analyse(image: np.ndarray, caption: str | None, semantics: str | None, auto:
         return sem
     if auto and configured_analysis():
         from ...semantic.config import SemanticConfig
-        from ...semantic.objects import analyze_sedic
+        from ...semantic.objects import SedicLimits, analyze_sedic
 
         cfg = SemanticConfig.from_env()
-        got = analyze_sedic(image, cfg.vision_chat(), cfg.grounder(), cfg.segmenter())
+        got = analyze_sedic(image, cfg.vision_chat(), cfg.grounder(), cfg.segmenter(),
+                            SedicLimits(MAX_OBJECTS, detail_words, overall_words))
         for o in got.objects:
             o.mask = np.asarray(o.mask, dtype=bool)
         return SedicAnalysis(caption if caption is not None else got.overall, got.objects[:MAX_OBJECTS], got.dropped)

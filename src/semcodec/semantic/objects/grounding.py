@@ -1,8 +1,10 @@
 """Grounding DINO (transformers) confirms each VLM-named object and gives its box.
 
-One forward pass per object name (J ≤ 3), text prompt ``"<name>."``; the best box above
-``box_threshold`` whose phrase score passes ``text_threshold`` confirms the object. An object with
-no such box is treated as a VLM hallucination and dropped before any mask bits are spent on it.
+One forward pass per object name (J ≤ 3), text prompt ``"<name>."``. Every box above
+``box_threshold`` whose phrase score passes ``text_threshold`` is a detection of the object (several
+for an object with several instances: all of them go to SAM, as in Grounded-SAM); an object with no
+such box is treated as a VLM hallucination and dropped before any mask bits are spent on it.
+The thresholds default to those of SEDIC's released code (0.3 / 0.25).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ class Detection:
 
 class GroundingDinoDetector:
     def __init__(self, model: Any, processor: Any, device: str = "cpu",
-                 box_threshold: float = 0.35, text_threshold: float = 0.25):
+                 box_threshold: float = 0.3, text_threshold: float = 0.25):
         self.model, self.processor, self.device = model, processor, device
         self.box_threshold, self.text_threshold = box_threshold, text_threshold
 
@@ -33,6 +35,13 @@ class GroundingDinoDetector:
         return cls(model, proc, device, **kw)
 
     def detect(self, image: np.ndarray, name: str) -> Detection | None:
+        """The best-scoring detection of ``name``, or None."""
+        found = self.detect_all(image, name)
+        return max(found, key=lambda d: d.score) if found else None
+
+    def detect_all(self, image: np.ndarray, name: str) -> list[Detection]:
+        """Every detection of ``name`` above the thresholds (clipped to the image, empty boxes left out),
+        best score first."""
         import torch
         from PIL import Image
 
@@ -43,12 +52,11 @@ class GroundingDinoDetector:
         res = self.processor.post_process_grounded_object_detection(
             outputs, inputs["input_ids"], threshold=self.box_threshold, text_threshold=self.text_threshold,
             target_sizes=[image.shape[:2]])[0]
-        if len(res["scores"]) == 0:
-            return None
-        i = int(torch.argmax(res["scores"]))
         h, w = image.shape[:2]
-        x0, y0, x1, y1 = (float(v) for v in res["boxes"][i])
-        box = (max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1))
-        if box[2] <= box[0] or box[3] <= box[1]:
-            return None
-        return Detection(box, float(res["scores"][i]))
+        found = []
+        for score, raw in zip(res["scores"].tolist(), res["boxes"].tolist(), strict=True):
+            x0, y0, x1, y1 = (float(v) for v in raw)
+            box = (max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1))
+            if box[2] > box[0] and box[3] > box[1]:
+                found.append(Detection(box, float(score)))
+        return sorted(found, key=lambda d: -d.score)
