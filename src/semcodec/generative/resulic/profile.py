@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # compressai and diffusers load with the codec and the sample
 MODEL_ENV = "SEMCODEC_RESULIC_MODEL"
 VAE_ENV = "SEMCODEC_RESULIC_VAE"
 CODEC_ENV = "SEMCODEC_RESULIC_CODEC"
+ADAPTER_ENV = "SEMCODEC_RESULIC_ADAPTER"
 DEFAULT_CODEC = PACKAGE_WEIGHTS / "resulic_latent_taef2"
 MAX_STEPS = 1000
 #: preferred text coders for the residual (ResULIC codes CLIP token indices), first available wins
@@ -56,6 +57,8 @@ TEXT_CODER_PREFERENCE = ("clip-index",)
 @dataclass(frozen=True)
 class ResulicSettings(DiffusionOptions):
     codec: str | None = option(None, f"latent codec folder (default ${CODEC_ENV} or the shipped TAEF2 codec)")
+    adapter: str | None = option(None, f"visual adapter on z_c (default ${ADAPTER_ENV}, else the model folder's"
+                                 " adapter/ when present; 'off': none)")
     # PARAMS fields after (version, diffusion), in stream order
     seed: int = option(0, "sampler seed", low=0, wire="u")
     steps: int = option(4, "CDM sampler steps", low=1, high=MAX_STEPS, wire="u")
@@ -73,6 +76,19 @@ PARAMS_SCHEMA: list[tuple[str, Any]] = [("version", "u"), ("diffusion", "u"), *R
 
 def _digest(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _adapter_source(option: str | None, model: str | None) -> str | None:
+    """The adapter folder: the option, ``$SEMCODEC_RESULIC_ADAPTER``, else ``MODEL/adapter`` when the model
+    is a local folder holding one (what ``semcodec train resulic-cdm`` writes); ``off`` disables it."""
+    from .denoiser import ADAPTER_SUBFOLDER
+
+    chosen = option or os.environ.get(ADAPTER_ENV) or None
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("off", "none") else chosen
+    if model and (Path(model) / ADAPTER_SUBFOLDER / "config.json").is_file():
+        return str(Path(model) / ADAPTER_SUBFOLDER)
+    return None
 
 
 def _default_text_coder() -> str:
@@ -113,6 +129,9 @@ class ResulicProfile(Profile):
         parts = {k: v for k, v in s.parts().items() if k != "vae"}
         if self.vae_spec and not is_taef2(self.vae_spec):
             parts["vae"] = self.vae_spec
+        self.adapter = _adapter_source(s.adapter, self.model)
+        if self.adapter:
+            parts.update(with_controlnet=True, controlnet=self.adapter, use_controlnet_env=False, control="latent")
         self.bundle = (DiffusionComponents.from_sources(self.model, **s.placement(), **parts)
                        if (self.model or parts.get("unet")) else None)
         self._codec: LatentHyperprior | None = None
@@ -171,6 +190,8 @@ class ResulicProfile(Profile):
             for part in ("unet", "text_encoder", "tokenizer", "scheduler") + (() if is_taef2(self.vae_spec) else ("vae",)):
                 src, sub = self.bundle.sources.source(part)
                 ids[part] = component_identity(src, sub, revision=self.bundle.sources.revision)
+            if self.adapter:  # absent without one, so files written before the adapter keep their hash
+                ids["adapter"] = component_identity(self.adapter, None, revision=None)
         return {**super().config(), "format": 1, "schema": [f for f, _ in PARAMS_SCHEMA], "components": ids,
                 "codec": _digest(self.codec_dir / "model.safetensors")}
 
@@ -279,12 +300,15 @@ class ResulicProfile(Profile):
 
     def _check_cost(self, steps: int, n_r: int, guidance: float) -> None:
         """The CDM runs at most N_r + 1 steps (its timesteps are N_r … 0)."""
-        run, p = min(steps, n_r + 1), passes(guidance, False)
+        run, p = min(steps, n_r + 1), passes(guidance, bool(self.adapter))
         check_budget(run * p, decode_budget(self.settings.decode_budget), "resulic", f"{run} steps × {p} passes")
 
     @torch.no_grad()
     def refine(self, z_c: torch.Tensor, text: str, n_r: int, steps: int, guidance: float, seed: int) -> torch.Tensor:
-        """Compression-aware diffusion from z_c at N_r (ResULIC Algorithm 2, η = 0)."""
+        """Compression-aware diffusion from z_c at N_r (ResULIC Algorithm 2, η = 0); with an adapter the
+        denoiser also sees z_c at every step (:func:`.denoiser.predict_noise`)."""
+        from .denoiser import predict_noise
+
         assert self.bundle is not None
         sched = self.scheduler
         sched.set_timesteps(steps, start_step=n_r)
@@ -293,6 +317,6 @@ class ResulicProfile(Profile):
         z_c = self.bundle.place(z_c)  # decoded on the CPU by the codec; the CDM runs where the UNet is
         x = sched.initial_sample(z_c, self.bundle.place(seeded_noise(tuple(z_c.shape), seed)))
         for t in sched.timesteps:
-            eps = self.bundle.guided_eps(x, t, cond, uncond, guidance)
+            eps = predict_noise(self.bundle.unet, self.bundle.controlnet, x, t, cond, z_c, uncond, guidance)
             x = sched.step(eps, t, x).prev_sample
         return x
