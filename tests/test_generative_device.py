@@ -145,12 +145,40 @@ def test_perco_keeps_every_tensor_on_the_models_dtype(tiny_sd, float64_models, t
     assert {"unet", "vae", "text_encoder"} <= set(float64_models)
 
 
-def test_resulic_keeps_every_tensor_on_the_models_dtype(tiny_sd, float64_models, tmp_path):
+@pytest.mark.parametrize("adapter", [False, True])
+def test_resulic_keeps_every_tensor_on_the_models_dtype(tiny_sd, float64_models, tmp_path, adapter):
     from semcodec.generative.latent.codec import LatentHyperprior
+    from semcodec.generative.resulic.denoiser import build_adapter
     from semcodec.generative.resulic.profile import ResulicProfile
 
     torch.manual_seed(0)
     LatentHyperprior(4, 16, 8).save(tmp_path / "codec")
-    prof = ResulicProfile(model=str(tiny_sd), codec=str(tmp_path / "codec"), steps=2, guidance=2.0)
+    opts = {}
+    if adapter:  # the visual adapter on z_c, loaded through the bundle in its dtype
+        from semcodec.generative.components import load_unet
+
+        build_adapter(load_unet(tiny_sd)).save_pretrained(tmp_path / "adapter")
+        opts["adapter"] = str(tmp_path / "adapter")
+    prof = ResulicProfile(model=str(tiny_sd), codec=str(tmp_path / "codec"), steps=2, guidance=2.0, **opts)
     _roundtrip(prof)
+    assert {"unet", "vae", "text_encoder"} <= set(float64_models)
+    assert adapter == ("controlnet" in float64_models)
+
+
+def test_resulic_adapter_trainer_keeps_every_tensor_on_the_models_dtype(tiny_sd, float64_models, tmp_path):
+    import random
+
+    from semcodec.generative.latent.codec import LatentHyperprior
+    from semcodec.train.resulic_cdm import CDMTrainer
+
+    torch.manual_seed(0)
+    codec = LatentHyperprior(4, 16, 8)
+    codec.update(force=True)
+    trainer = CDMTrainer(DiffusionComponents.from_sources(str(tiny_sd)), codec, random.Random(0))
+    assert next(trainer.adapter.parameters()).dtype == WANT
+    detector = LeakDetector()
+    with detector:
+        loss, _ = trainer.loss(trainer.batch(np.stack([_image(), _image()]), ["a red barn", ""]))
+        loss.backward()
+    assert not detector.leaks, "\n".join(detector.leaks[:10])
     assert {"unet", "vae", "text_encoder"} <= set(float64_models)

@@ -2,11 +2,11 @@
 
 Built once per module with :func:`build_random_sd` into a temporary diffusers folder and loaded through
 the profiles' normal ``from_pretrained`` code. itc, perco and resulic run encode + decode (2 steps,
-128×128 px). SEDIC's full decode takes over a minute here (sequential ORAG: stage 0, a stage per
-object with a backward pass per guided step, a final stage), so for sedic the test builds the profile,
-runs one capturing UNet + ControlNet forward at 64×64 px and one attention-guidance step on the
-cross-attention the guidance reads; ``python -m semcodec.bench.real_size`` runs its full decode (with
-and without an object).
+128×128 px); resulic with its visual adapter on z_c runs one step. SEDIC's full decode takes over a
+minute here (sequential ORAG: stage 0, a stage per object with a backward pass per guided step, a final
+stage), so for sedic the test builds the profile, runs one capturing UNet + ControlNet forward at 64×64 px
+and one attention-guidance step on the cross-attention the guidance reads; ``python -m
+semcodec.bench.real_size`` runs its full decode (with and without an object).
 """
 
 from __future__ import annotations
@@ -57,6 +57,16 @@ def test_perco_extra_unet_inputs_at_real_size(sd21) -> None:
 def test_resulic_codec_on_sd_latents_at_real_size(sd21) -> None:
     row = _row("resulic", sd21)
     assert row["checks"] == {"latent": (1, 4, 16, 16), "codec_channels": 4, "decoded": (1, 4, 16, 16)}
+
+
+def test_resulic_adapter_at_real_size(sd21) -> None:
+    """The visual adapter on z_c (a copy of the SD 2.1 encoder) beside the frozen UNet: one step, CFG."""
+    row = run_profile("resulic-adapter", sd21, size=128, steps=1)
+    gc.collect()
+    assert row["shape"] == [128, 128, 3] and row["finite"]
+    assert row["checks"]["residuals"] == 12 and row["checks"]["mid"] == (1, 1280, 2, 2)
+    assert row["checks"]["adapter_in"] == 8  # z_n and z_c concatenated
+    assert 355 < row["params_m"]["controlnet"] < 370 and 860 < row["params_m"]["unet"] < 870
 
 
 def test_sedic_attention_capture_at_real_head_dims(sd21, tmp_path) -> None:

@@ -99,12 +99,13 @@ def test_pfo_projects_onto_token_table_and_lowers_the_score(tmp_path) -> None:
     assert project(table[res.ids], table).tolist() == res.ids  # hard tokens, not soft vectors
 
 
-def test_cdm_finetune_command_smoke(tmp_path) -> None:
-    """The real CDM fine-tuning command runs on tiny models and writes a loadable model folder."""
+def test_cdm_adapter_training_command_smoke(tmp_path) -> None:
+    """The real adapter training command (Eq. 17) runs on tiny models, leaves the UNet as it was and
+    writes an adapter folder that the resulic profile loads."""
     import numpy as np
     from PIL import Image
 
-    from semcodec.generative.components import load_unet
+    from semcodec.generative.components import load_controlnet
     from semcodec.generative.latent.codec import LatentHyperprior
     from semcodec.train.resulic_cdm import main
 
@@ -115,6 +116,13 @@ def test_cdm_finetune_command_smoke(tmp_path) -> None:
     torch.manual_seed(0)
     LatentHyperprior(4, 16, 8).save(tmp_path / "codec")
     main(["--tiny", "--codec", str(tmp_path / "codec"), "--images", str(imgs), "--out", str(tmp_path / "m"),
-          "--steps", "2", "--size", "32", "--lr", "1e-3"])
-    base, tuned = load_unet(tmp_path / "m" / "base"), load_unet(tmp_path / "m")
-    assert not torch.equal(base.conv_in.weight, tuned.conv_in.weight)
+          "--steps", "2", "--size", "32", "--lr", "1e-3", "--lambda-p", "0", "--train-codec"])
+    assert not (tmp_path / "m" / "unet").exists()  # the UNet is frozen: nothing of it is written
+    adapter = load_controlnet(tmp_path / "m" / "adapter", kind="latent")
+    assert adapter.controlnet_mid_block.weight.abs().sum() > 0  # zero-initialised, moved by training
+    assert (tmp_path / "m" / "codec" / "model.safetensors").is_file()  # trained jointly
+    from semcodec.generative.resulic.profile import ResulicProfile
+
+    prof = ResulicProfile(model=str(tmp_path / "m" / "base"), codec=str(tmp_path / "m" / "codec"),
+                          adapter=str(tmp_path / "m" / "adapter"))
+    assert prof.bundle.controlnet.config == adapter.config

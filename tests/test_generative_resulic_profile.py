@@ -215,7 +215,7 @@ def test_pfo_objective_is_the_denoising_loss_on_the_schedule(tiny) -> None:
     zc = z0 + 0.3 * torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
     n_r = 300
     sampler = prof.sampler(n_r)
-    obj = pfo_objective(prof._predict_noise, z0, zc, n_r, sampler, 3, seed=5)
+    obj = pfo_objective(prof._denoiser(zc), z0, zc, n_r, sampler, 3, seed=5)
     L = prof._prompt_length()
     ids = content_ids(b.tokenizer, "red stripes", L)
     with torch.no_grad():

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-PROFILES = ("itc", "sedic", "sedic-objects", "perco", "resulic")
+PROFILES = ("itc", "sedic", "sedic-objects", "perco", "resulic", "resulic-adapter")
 CAPTION = "a red house beside a green tree under a blue sky"
 
 
@@ -65,8 +65,12 @@ def profile_options(name: str, folder: Path, steps: int, work: Path) -> tuple[st
     if name == "perco":
         return "perco", {"model": str(folder), "unet": str(folder / "perco" / "unet"),
                          "head": str(folder / "perco" / "perco"), "steps": steps}
-    if name == "resulic":
-        return "resulic", {"model": str(folder), "codec": str(folder / "codec"), "steps": steps, "guidance": 2.0}
+    if name in ("resulic", "resulic-adapter"):
+        opts = {"model": str(folder), "codec": str(folder / "codec"), "steps": steps, "guidance": 2.0,
+                "adapter": "off"}
+        if name == "resulic-adapter":  # the latent ControlNet folder has the adapter's class and shape
+            opts["adapter"] = str(folder / "controlnet")
+        return "resulic", opts
     raise ValueError(f"unknown benchmark profile {name!r}; one of {', '.join(PROFILES)}")
 
 
@@ -109,11 +113,18 @@ def _checks(name: str, prof: Any, image: np.ndarray) -> dict[str, Any]:
         return {"unet_in": int(prof.bundle.unet.conv_in.in_channels), "unet_out": int(prof.bundle.unet.config.out_channels),
                 "code_dim": prof.head.D, "rate": prof.head.rate.name, "V": prof.head.V, "grid": list(grid),
                 "latent_bytes": (index_bits(grid[0] * grid[1], prof.head.V) + 7) // 8}
-    if name == "resulic":
+    if name.startswith("resulic"):
         z = prof.space.encode(image)
         payload = prof.codec.compress_latent(z, 4)
-        return {"latent": tuple(z.shape), "codec_channels": int(prof.codec.config["latent_channels"]),
-                "decoded": tuple(prof.codec.decompress_latent(payload, *z.shape[-2:]).shape)}
+        out: dict[str, Any] = {"latent": tuple(z.shape), "codec_channels": int(prof.codec.config["latent_channels"]),
+                               "decoded": tuple(prof.codec.decompress_latent(payload, *z.shape[-2:]).shape)}
+        if name == "resulic-adapter":  # one adapter pass on z_c: a residual per UNet skip + the middle block
+            b = prof.bundle
+            z = b.place(z)
+            down, mid = b.controlnet(z, torch.tensor(500), encoder_hidden_states=b.encode_prompt([CAPTION]),
+                                     controlnet_cond=z, return_dict=False)
+            out.update(residuals=len(down), mid=tuple(mid.shape), adapter_in=int(b.controlnet.conv_in.in_channels))
+        return out
     return {"control": tuple(prof.components.control_image(image).shape)}
 
 

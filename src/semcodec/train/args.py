@@ -182,6 +182,17 @@ def resulic_cdm_arguments(ap: argparse.ArgumentParser) -> None:
     add_run_arguments(ap, lr=1e-5)
     ap.add_argument("--codec", required=True, help="latent codec folder for this VAE")
     ap.add_argument("--q-max", type=int, default=12, help="largest q-step index sampled")
+    ap.add_argument("--process", choices=("paper", "resfusion"), default="paper",
+                    help="forward process to train on: the one of the decoder's sampler= option (paper: Eq. 11/15)")
+    ap.add_argument("--adapter", default=None, help="start from this adapter folder (default: a copy of the UNet"
+                    " encoder with zero-initialised outputs)")
+    ap.add_argument("--lambda-d", type=float, default=1.0, help="weight of the latent MSE of the one-step x̂_0")
+    ap.add_argument("--lambda-p", type=float, default=1.0, help="weight of LPIPS on the decoded x̂_0 (0 without"
+                    " LPIPS weights)")
+    ap.add_argument("--lpips", default=None, help="LPIPS weights folder (default $SEMCODEC_LPIPS)")
+    ap.add_argument("--train-codec", action="store_true", help="train the latent codec jointly (adds its rate)")
+    ap.add_argument("--lambda-r", type=float, default=1.0, help="weight of the codec rate (bpp) with --train-codec")
+    ap.set_defaults(text_dropout=0.3)  # the paper drops 30% of the captions
 
 
 def module_main(module: str, doc: str, add_arguments: Callable[[argparse.ArgumentParser], None],

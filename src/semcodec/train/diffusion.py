@@ -145,11 +145,14 @@ def crop_size(requested: int, vae_factor: int, unet: Any) -> int:
     return max(mult, requested // mult * mult)
 
 
-def diffusion_loop(args: argparse.Namespace, model: Any, opt: Any, step_fn: Any, rng: random.Random, desc: str) -> None:
+def diffusion_loop(args: argparse.Namespace, model: Any, opt: Any, step_fn: Any,
+                   rng: random.Random | dict[str, random.Random], desc: str) -> None:
     """Run ``step_fn`` in :class:`~semcodec.train.loop.TrainLoop` with the flags of :func:`~semcodec.train.args.add_run_arguments`."""
     from .loop import TrainLoop
 
-    loop = TrainLoop(Path(args.out), model, {"opt": opt}, step_fn, args.steps, rngs={"data": rng},
+    opts = opt if isinstance(opt, dict) else {"opt": opt}  # a dict: several optimisers, checkpointed by name
+    rngs = rng if isinstance(rng, dict) else {"data": rng}  # a dict: several RNG streams, restored on resume
+    loop = TrainLoop(Path(args.out), model, opts, step_fn, args.steps, rngs=rngs,
                      resume=args.resume, max_minutes=args.max_minutes, ckpt_every=args.ckpt_every, desc=desc)
     loop.load()
     loop.run()

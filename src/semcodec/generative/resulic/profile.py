@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # compressai and diffusers load with the codec and the sample
 MODEL_ENV = "SEMCODEC_RESULIC_MODEL"
 VAE_ENV = "SEMCODEC_RESULIC_VAE"
 CODEC_ENV = "SEMCODEC_RESULIC_CODEC"
+ADAPTER_ENV = "SEMCODEC_RESULIC_ADAPTER"
 DEFAULT_CODEC = PACKAGE_WEIGHTS / "resulic_latent_taef2"
 MAX_STEPS = 1000
 #: preferred text coders for the residual (ResULIC codes CLIP token indices), first available wins
@@ -64,6 +65,8 @@ CLIP_MEAN, CLIP_STD = (0.4815, 0.4578, 0.4082), (0.2686, 0.2613, 0.2758)  # CLIP
 @dataclass(frozen=True)
 class ResulicSettings(DiffusionOptions):
     codec: str | None = option(None, f"latent codec folder (default ${CODEC_ENV} or the shipped TAEF2 codec)")
+    adapter: str | None = option(None, f"visual adapter on z_c (default ${ADAPTER_ENV}, else the model folder's"
+                                 " adapter/ when present; 'off': none)")
     # PARAMS fields after (version, diffusion), in stream order
     seed: int = option(0, "sampler seed", low=0, wire="u")
     steps: int = option(4, "CDM sampler steps", low=1, high=MAX_STEPS, wire="u")
@@ -95,6 +98,19 @@ PARAMS_SCHEMA_V2: list[tuple[str, Any]] = [*PARAMS_SCHEMA, ("sampler", "u")]
 
 def _digest(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _adapter_source(option: str | None, model: str | None) -> str | None:
+    """The adapter folder: the option, ``$SEMCODEC_RESULIC_ADAPTER``, else ``MODEL/adapter`` when the model
+    is a local folder holding one (what ``semcodec train resulic-cdm`` writes); ``off`` disables it."""
+    from .denoiser import ADAPTER_SUBFOLDER
+
+    chosen = option or os.environ.get(ADAPTER_ENV) or None
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("off", "none") else chosen
+    if model and (Path(model) / ADAPTER_SUBFOLDER / "config.json").is_file():
+        return str(Path(model) / ADAPTER_SUBFOLDER)
+    return None
 
 
 def _default_text_coder() -> str:
@@ -135,6 +151,9 @@ class ResulicProfile(Profile):
         parts = {k: v for k, v in s.parts().items() if k != "vae"}
         if self.vae_spec and not is_taef2(self.vae_spec):
             parts["vae"] = self.vae_spec
+        self.adapter = _adapter_source(s.adapter, self.model)
+        if self.adapter:
+            parts.update(with_controlnet=True, controlnet=self.adapter, use_controlnet_env=False, control="latent")
         self.bundle = (DiffusionComponents.from_sources(self.model, **s.placement(), **parts)
                        if (self.model or parts.get("unet")) else None)
         self._codec: LatentHyperprior | None = None
@@ -193,6 +212,8 @@ class ResulicProfile(Profile):
             for part in ("unet", "text_encoder", "tokenizer", "scheduler") + (() if is_taef2(self.vae_spec) else ("vae",)):
                 src, sub = self.bundle.sources.source(part)
                 ids[part] = component_identity(src, sub, revision=self.bundle.sources.revision)
+            if self.adapter:  # absent without one, so files written before the adapter keep their hash
+                ids["adapter"] = component_identity(self.adapter, None, revision=None)
         return {**super().config(), "format": 1, "schema": [f for f, _ in PARAMS_SCHEMA], "components": ids,
                 "codec": _digest(self.codec_dir / "model.safetensors")}
 
@@ -313,7 +334,7 @@ class ResulicProfile(Profile):
         for part in (self.bundle.unet, self.bundle.text_encoder):  # only the prompt is optimised
             part.requires_grad_(False)
         clip = self._pfo_clip(image)
-        objective = pfo_objective(self._predict_noise, self.bundle.place(z), self.bundle.place(z_c), n_r,
+        objective = pfo_objective(self._denoiser(self.bundle.place(z_c)), self.bundle.place(z), self.bundle.place(z_c), n_r,
                                   self.sampler(n_r), self.steps, seed=self.seed, clip=clip,
                                   clip_weight=self.settings.pfo_clip_weight)
         return run_pfo(self.bundle.text_encoder, tok, ids, objective, self._prompt_length(),
@@ -419,13 +440,19 @@ class ResulicProfile(Profile):
 
     def _check_cost(self, steps: int, n_r: int, guidance: float) -> None:
         """The CDM runs at most N_r + 1 steps (its timesteps are N_r … 0)."""
-        run, p = min(steps, n_r + 1), passes(guidance, False)
+        run, p = min(steps, n_r + 1), passes(guidance, bool(self.adapter))
         check_budget(run * p, decode_budget(self.settings.decode_budget), "resulic", f"{run} steps × {p} passes")
 
-    def _predict_noise(self, z_n: torch.Tensor, t: int | torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-        """The one denoiser call of the CDM (sampler, Pfo): the UNet's output at (z_n, t) for the prompt."""
+    def _denoiser(self, z_c: torch.Tensor) -> Any:
+        """The one denoiser of the CDM (sampler, Pfo): ``(z_n, t, text_emb) -> model output`` for this z_c.
+
+        With a visual adapter the UNet also sees z_c at every call (:func:`.denoiser.predict_noise`);
+        without one it is the plain UNet and z_c enters only through the sampler."""
+        from .denoiser import predict_noise
+
         assert self.bundle is not None
-        return self.bundle.eps(z_n, t, text_emb)
+        unet, adapter = self.bundle.unet, (self.bundle.controlnet if self.adapter else None)
+        return lambda z_n, t, text_emb: predict_noise(unet, adapter, z_n, t, text_emb, z_c)
 
     def sampler(self, n_r: int) -> Any:
         """The paper's CDM sampler (Algorithm 2) for start step ``n_r`` over the model's noise schedule."""
@@ -452,14 +479,14 @@ class ResulicProfile(Profile):
         z_c = self.bundle.place(z_c)  # decoded on the CPU by the codec; the CDM runs where the UNet is
         noise = self.bundle.place(seeded_noise(tuple(z_c.shape), seed))
         if sampler == "paper":
-            return self.sampler(n_r).sample(z_c, noise, self._predict_noise, cond, steps, uncond, guidance)
-        sched = self.scheduler
+            return self.sampler(n_r).sample(z_c, noise, self._denoiser(z_c), cond, steps, uncond, guidance)
+        sched, denoise = self.scheduler, self._denoiser(z_c)
         sched.set_timesteps(steps, start_step=n_r)
         x = sched.initial_sample(z_c, noise)
         for t in sched.timesteps:
-            eps = self._predict_noise(x, t, cond)
+            eps = denoise(x, t, cond)
             if uncond is not None and guidance != 1.0:
-                e_u = self._predict_noise(x, t, uncond)
+                e_u = denoise(x, t, uncond)
                 eps = e_u + guidance * (eps - e_u)
             x = sched.step(eps, t, x).prev_sample
         return x
