@@ -32,8 +32,10 @@ Where this differs from the paper and why (a 2-core CPU instead of an A100 and a
 - HEIF/HEVC via pillow-heif stands in for BPG (both HEVC intra);
 - the pmf is computed exactly on a 64-value window around the mixture mean, the rest of the mass
   is spread evenly (speed; exactness is unaffected);
-- the encoder picks the base quality per image among those the model was trained with, by the
-  estimated total (base bytes + teacher-forced residual bits);
+- the encoder searches the base per image (``search``): qualities 20–70 in steps of 10 (the model
+  conditions on the nearest trained quality) are ranked by the estimated total (base bytes +
+  teacher-forced residual bits on tiles), the best two are coded in full and the smaller real file
+  is kept; the IMAGE stream names codec and quality, so the decoder does not search;
 - an addition, not in the paper: the encoder fits a small adapter of the mixture head to each image
   (the backbone states do not depend on it, so one coding pass suffices) and sends it; it corrects
   the small model's miscalibration on images unlike its training set.
