@@ -14,7 +14,8 @@ compression with visual prompts), sized for a CPU.
 
 Modules: ``base_codec`` (pluggable lossy bases), ``model`` (ResidualLM, config, weights I/O),
 ``mixture`` (discretised GMM: training bits and exact integer pmfs), ``adapter`` (per-image head
-adapter: ~450 int8 numbers the encoder fits to the image), ``coder`` (patch-parallel KV-cached coding), ``profile`` (profile ``lossless``, id 48). Trained by
+adapter: ~450 int8 numbers the encoder fits to the image), ``search`` (per-image base choice by
+real file size), ``coder`` (patch-parallel KV-cached coding), ``profile`` (profile ``lossless``, id 48). Trained by
 ``semcodec.train.lossless`` (``semcodec train lossless``), measured by ``semcodec.bench.lossless``
 (``semcodec lossless-bench``): tools above this package.
 
