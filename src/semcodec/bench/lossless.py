@@ -75,6 +75,7 @@ def run_bench(data_dir: Path, quality: int | None, limit: int, out_json: Path | 
               shard: tuple[int, int] = (1, 1)) -> dict:
     from ..container import parse_container
     from ..image_io import load_image
+    from ..lossless.base_codec import BASES
     from ..pipeline import compress, decode
 
     files = sorted(p for p in data_dir.iterdir() if p.suffix.lower() == ".png")[: limit or None]
@@ -113,7 +114,9 @@ def run_bench(data_dir: Path, quality: int | None, limit: int, out_json: Path | 
         row["ours_residual"] = 8 * (len(blob) - base) / n
         res = [s.payload for s in c.streams if s.kind.name == "RESIDUAL"][0]
         row["adapter_bytes"] = int.from_bytes(res[5:7], "big") if res[0] in (2, 4) else 0
-        row["base_quality"] = int(c.streams[[s.kind.name for s in c.streams].index("IMAGE")].payload[1])
+        base_payload = c.streams[[s.kind.name for s in c.streams].index("IMAGE")].payload
+        row["base_quality"] = int(base_payload[1])
+        row["base_codec"] = BASES.name_for_id(base_payload[0])  # the per-image search may pick any candidate
         row["exact"] = True
         rows.append(row)
         print(json.dumps(row), flush=True)

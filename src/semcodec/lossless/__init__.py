@@ -14,7 +14,8 @@ compression with visual prompts), sized for a CPU.
 
 Modules: ``base_codec`` (pluggable lossy bases), ``model`` (ResidualLM, config, weights I/O),
 ``mixture`` (discretised GMM: training bits and exact integer pmfs), ``adapter`` (per-image head
-adapter: ~450 int8 numbers the encoder fits to the image), ``coder`` (patch-parallel KV-cached coding), ``profile`` (profile ``lossless``, id 48). Trained by
+adapter: ~450 int8 numbers the encoder fits to the image), ``search`` (per-image base choice by
+real file size), ``coder`` (patch-parallel KV-cached coding), ``profile`` (profile ``lossless``, id 48). Trained by
 ``semcodec.train.lossless`` (``semcodec train lossless``), measured by ``semcodec.bench.lossless``
 (``semcodec lossless-bench``): tools above this package.
 
@@ -32,8 +33,10 @@ Where this differs from the paper and why (a 2-core CPU instead of an A100 and a
 - HEIF/HEVC via pillow-heif stands in for BPG (both HEVC intra);
 - the pmf is computed exactly on a 64-value window around the mixture mean, the rest of the mass
   is spread evenly (speed; exactness is unaffected);
-- the encoder picks the base quality per image among those the model was trained with, by the
-  estimated total (base bytes + teacher-forced residual bits);
+- the encoder searches the base per image (``search``): qualities 20–70 in steps of 10 (the model
+  conditions on the nearest trained quality) are ranked by the estimated total (base bytes +
+  teacher-forced residual bits on tiles), the best two are coded in full and the smaller real file
+  is kept; the IMAGE stream names codec and quality, so the decoder does not search;
 - an addition, not in the paper: the encoder fits a small adapter of the mixture head to each image
   (the backbone states do not depend on it, so one coding pass suffices) and sends it; it corrects
   the small model's miscalibration on images unlike its training set.

@@ -7,7 +7,7 @@ rest of the first row, rest of the first column, interior): the patch border is 
 residual context is cut, because patches are coded in parallel (with the checkerboard order only
 the first-phase patches lose it). Cheap: one forward pass per image and quality, no arithmetic
 coding; the coded size is within ~1 % of these numbers. :func:`total_bits` is the same estimate
-the encoder uses to pick the base quality of each image.
+the encoder uses to rank the base candidates of each image (:mod:`.search`).
 """
 
 from __future__ import annotations

@@ -5,10 +5,12 @@
     x ──► base codec (HEIF 4:4:4, quality q) ──► IMAGE stream ──► x_l
     x, x_l ──► ResidualLM + constriction ──► RESIDUAL stream        (x = x_l + r, exactly)
 
-``--quality`` fixes the base quality; without it the encoder tries every quality the model was
-trained with and keeps the one with the fewest estimated bits (base + teacher-forced residual,
-:func:`.estimate.total_bits`; option ``choose_quality=False`` uses the model's ``default_quality``
-instead). The decoder reads the quality from the IMAGE stream. Options
+``--quality`` fixes the base quality; without it the encoder searches the base per image
+(:mod:`.search`): every ``base_candidates`` entry (codec:quality) is ranked by its estimated bits
+(base bytes + teacher-forced residual on tiles, :func:`.estimate.total_bits`), the best
+``search_coded`` are coded in full and the smallest real file is kept (option
+``choose_quality=False`` uses the model's ``default_quality`` instead). The decoder reads codec and
+quality from the IMAGE stream and never searches. Options
 ``base_codec`` (heif | jpeg | lic), ``weights`` (a folder with config.json + model.safetensors;
 default ``$SEMCODEC_LOSSLESS_WEIGHTS`` or the packaged ``weights/lossless``) and ``adapt_steps``
 (encoder-side fitting of the per-image head adapter, :mod:`.adapter`; 0 turns it off; the decoder
@@ -29,13 +31,14 @@ from typing import Any
 import numpy as np
 
 from ..container import Stream, StreamKind
-from ..errors import FormatError, RateError
+from ..errors import FormatError, RateError, SemcodecError
 from ..paths import PACKAGE_WEIGHTS
 from ..profiles.base import EncodeRequest, Profile
 from ..profiles.settings import Settings, option
 from .base_codec import BASES, decode_base, encode_base
 from .coder import DEFAULT_ADAPT_STEPS, decode_residual, encode_residual
 from .model import ResidualLM, load_model
+from .search import DEFAULT_CANDIDATES, parse_candidates, search_base
 
 DEFAULT_WEIGHTS = PACKAGE_WEIGHTS / "lossless"
 
@@ -64,8 +67,11 @@ class LosslessSettings(Settings):
     base_quality: int | None = option(None, "base quality when --quality is not given", low=0, high=100)
     adapt_steps: int = option(DEFAULT_ADAPT_STEPS, "encoder-side fitting steps of the per-image head adapter"
                               " (0: off)", low=0)
-    choose_quality: bool = option(True, "pick the base quality per image by estimated bits (else the model's"
-                                  " default quality)")
+    choose_quality: bool = option(True, "search the base per image (else the model's default quality)")
+    base_candidates: str = option(DEFAULT_CANDIDATES, "bases the per-image search tries: qualities and/or"
+                                  " codec:quality, comma-separated (a bare quality uses base_codec)")
+    search_coded: int = option(2, "how many of the best-estimated candidates are coded in full; the smallest"
+                               " real file wins (1: trust the estimate)", low=1, high=16)
 
 
 class LosslessProfile(Profile):
@@ -83,6 +89,11 @@ class LosslessProfile(Profile):
         self.base_quality = s.base_quality
         self.adapt_steps = s.adapt_steps
         self.choose_quality = s.choose_quality
+        self.search_coded = s.search_coded
+        try:
+            self.candidates = parse_candidates(s.base_candidates, self.base_codec)
+        except (ValueError, SemcodecError) as e:
+            raise SemcodecError(f"lossless: option base_candidates: {e}") from None
 
     @classmethod
     def availability(cls) -> str | None:
@@ -97,25 +108,23 @@ class LosslessProfile(Profile):
 
     def encode(self, request: EncodeRequest) -> list[Stream]:
         q = int(self.quality.check(request.quality, self.name)) if request.quality is not None else self.base_quality
-        if q is None and self.choose_quality and len(self.model.cfg.qualities) > 1:
-            q, base, xl = self.pick_quality(request.image)
+        if q is None and self.choose_quality:
+            streams = self.search(request.image)
         else:
             q = self.model.cfg.default_quality if q is None else q
             base, xl = encode_base(request.image, self.base_codec, q)
-        residual = encode_residual(self.model, request.image, xl, q, self.adapt_steps)
-        streams = [Stream(StreamKind.IMAGE, base), Stream(StreamKind.RESIDUAL, residual)]
+            residual = encode_residual(self.model, request.image, xl, q, self.adapt_steps)
+            streams = [Stream(StreamKind.IMAGE, base), Stream(StreamKind.RESIDUAL, residual)]
         size = sum(s.framed_size() for s in streams)
         if request.max_bytes is not None and size > request.max_bytes:
             raise RateError(f"lossless coding needs {size} bytes, above the budget of {request.max_bytes}")
         return streams
 
-    def pick_quality(self, x: np.ndarray) -> tuple[int, bytes, np.ndarray]:
-        """The trained base quality with the fewest estimated total bits for this image."""
-        from .estimate import total_bits
-
-        tried = [(q, *total_bits(self.model, x, q, self.base_codec)) for q in self.model.cfg.qualities]
-        q, _, base, xl = min(tried, key=lambda t: t[1])
-        return q, base, xl
+    def search(self, x: np.ndarray) -> list[Stream]:
+        """The candidate base whose real IMAGE + RESIDUAL streams are smallest (:func:`.search.search_base`)."""
+        streams, _ = search_base(self.model, x, self.candidates, self.search_coded,
+                                 lambda img, xl, q: encode_residual(self.model, img, xl, q, self.adapt_steps))
+        return streams
 
     def decode(self, streams: list[Stream], width: int, height: int,
                texts: Sequence[str] | None = None) -> np.ndarray:
