@@ -23,13 +23,9 @@ from semcodec.generative.resulic.denoiser import build_adapter, predict_noise, p
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> tuple[Path, Path]:
-    from semcodec.generative.components.tiny import build_tiny_sd
+    from resulic_tiny import build_tiny_resulic
 
-    root = tmp_path_factory.mktemp("resulic_adapter")
-    sd = build_tiny_sd(root / "sd", controlnet=False)
-    torch.manual_seed(0)
-    LatentHyperprior(4, 16, 8).save(root / "codec")
-    return sd, root / "codec"
+    return build_tiny_resulic(tmp_path_factory.mktemp("resulic_adapter"))
 
 
 def _open_outputs(adapter: torch.nn.Module, seed: int = 1) -> None:

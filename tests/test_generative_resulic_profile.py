@@ -31,13 +31,9 @@ def _image(h: int = 32, w: int = 48, seed: int = 1) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> tuple[Path, Path]:
-    from semcodec.generative.components.tiny import build_tiny_sd
+    from resulic_tiny import build_tiny_resulic
 
-    root = tmp_path_factory.mktemp("resulic")
-    sd = build_tiny_sd(root / "sd", controlnet=False)
-    torch.manual_seed(0)
-    LatentHyperprior(4, 16, 8).save(root / "codec")
-    return sd, root / "codec"
+    return build_tiny_resulic(tmp_path_factory.mktemp("resulic"))
 
 
 def test_resulic_cdm_end_to_end_fresh_process(tiny, tmp_path) -> None:
