@@ -109,11 +109,11 @@ class ItcProfile(Profile):
             "base": self.base.config(),
         }
 
-    def _check_cost(self, sampler: SamplerSettings, control: bool) -> None:
-        """Decoder work of these settings within the decode budget (both sides)."""
+    def _check_cost(self, sampler: SamplerSettings, control: bool, size: tuple[int, int]) -> None:
+        """Decoder work of these settings and this image size within the decode budgets (both sides)."""
         run = sampler.steps - start_index(sampler.steps, sampler.strength)
         check_budget(run * passes(sampler.guidance, control), decode_budget(self.settings.decode_budget), "itc",
-                     f"{run} steps × {passes(sampler.guidance, control)} passes")
+                     f"{run} steps × {passes(sampler.guidance, control)} passes", bundle=self.components, size=size)
 
     # ------------------------------------------------------------------ encode
     def _params(self, n_base: int) -> bytes:
@@ -123,7 +123,7 @@ class ItcProfile(Profile):
         from ...text import encode_text_stream
 
         check_encoder_steps(self.components.scheduler, self.sampler.steps, "itc")
-        self._check_cost(self.sampler, self.mode == "controlnet")
+        self._check_cost(self.sampler, self.mode == "controlnet", (request.width, request.height))
         caption = caption_for(request, self.captioner)
         text = Stream(StreamKind.TEXT, encode_text_stream(caption))
         # PARAMS size depends on n_base only through one varint byte (< 128 streams).
@@ -155,7 +155,7 @@ class ItcProfile(Profile):
         settings = SamplerSettings(seed=int(w["seed"]), steps=int(w["steps"]), strength=w["strength"],
                                    guidance=w["guidance"], control_scale=w["control_scale"])
         check_decoder_steps(self.components.scheduler, settings.steps, "itc")
-        self._check_cost(settings, mode == "controlnet")
+        self._check_cost(settings, mode == "controlnet", (width, height))
         caption = self.text_of(streams, 1, texts)
         base = self.base.decode_streams(streams[2 : 2 + n_base], width, height)
         with fixed_threads():

@@ -148,16 +148,17 @@ class PercoProfile(Profile):
     def _multiple(self) -> int:
         return self.space.factor * 2 ** (len(self.bundle.unet.config.block_out_channels) - 1)
 
-    def _check_cost(self, steps: int, guidance: float) -> None:
+    def _check_cost(self, steps: int, guidance: float, size: tuple[int, int]) -> None:
         p = passes(guidance, False)
-        check_budget(steps * p, decode_budget(self.settings.decode_budget), "perco", f"{steps} steps × {p} passes")
+        check_budget(steps * p, decode_budget(self.settings.decode_budget), "perco", f"{steps} steps × {p} passes",
+                     bundle=self.bundle, size=size)
 
     # ------------------------------------------------------------------ encode
     def encode(self, request: EncodeRequest) -> list[Stream]:
         from ...text import encode_text_stream, get_text_coder
 
         check_encoder_steps(self.bundle.scheduler, self.steps, "perco")
-        self._check_cost(self.steps, self.guidance)
+        self._check_cost(self.steps, self.guidance, (request.width, request.height))
         text = Stream(StreamKind.TEXT, encode_text_stream(request.caption or "", get_text_coder(self.text_coder)))
         V = self.head.V
         padded = pad_to_multiple(request.image, self._multiple())
@@ -200,7 +201,7 @@ class PercoProfile(Profile):
         if p["version"] != 1 or p["V"] != self.head.V or not 1 <= p["steps"] <= MAX_STEPS:
             raise FormatError("perco PARAMS do not match this model")
         check_decoder_steps(self.bundle.scheduler, int(p["steps"]), "perco")
-        self._check_cost(int(p["steps"]), float(p["guidance"]))
+        self._check_cost(int(p["steps"]), float(p["guidance"]), (width, height))
         caption = self.text_of(streams, 1, texts)
         m = self._multiple()
         ph, pw = height + (-height) % m, width + (-width) % m

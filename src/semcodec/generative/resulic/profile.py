@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
+from ...budget import charge
 from ...container import Stream, StreamKind, stream_cost
 from ...container.params import pack_params, unpack_params
-from ...errors import FormatError, MissingComponentError, RateError
+from ...errors import FormatError, ImageTooLargeError, MissingComponentError, RateError
 from ...paths import PACKAGE_WEIGHTS
 from ...profiles import EncodeRequest, Profile, option
 from ...text.base import TEXT_CODERS
@@ -49,6 +50,13 @@ VAE_ENV = "SEMCODEC_RESULIC_VAE"
 CODEC_ENV = "SEMCODEC_RESULIC_CODEC"
 DEFAULT_CODEC = PACKAGE_WEIGHTS / "resulic_latent_taef2"
 MAX_STEPS = 1000
+#: TAEF2 decodes in tiles, but its latent-resolution layers (GroupNorm) and the latent codec run on the
+#: whole latent: about 50 bytes per output pixel, so this cap keeps a decode under 2 GB peak RSS
+TAEF2_MAX_PIXELS = 16_777_216
+#: decode-work units (≈ ms) per output pixel of latent codec + tiled TAEF2 (measured 7.5 s per Mpx)
+TAEF2_UNITS_PER_PIXEL = 0.008
+#: a diffusers VAE decodes the whole image at once (mid-block attention): SD's 512² × 4
+VAE_MAX_PIXELS = 1024 * 1024
 #: preferred text coders for the residual (ResULIC codes CLIP token indices), first available wins
 TEXT_CODER_PREFERENCE = ("clip-index",)
 
@@ -200,6 +208,8 @@ class ResulicProfile(Profile):
         from ..latent.codec import MAX_Q_INDEX
         from .scheduler import start_step_for_distortion
 
+        self._check_size(request.width, request.height)  # never write a file the decoder refuses
+
         z = self._encode_latent(pad_to_multiple(request.image, self._multiple()))
         h, w = z.shape[-2:]
 
@@ -233,7 +243,7 @@ class ResulicProfile(Profile):
         if self.bundle is not None:
             n_r = self.n_r if self.n_r is not None else start_step_for_distortion(self.scheduler.alphas_cumprod, rel)
         if self.bundle is not None:
-            self._check_cost(self.steps, n_r, self.guidance)
+            self._check_cost(self.steps, n_r, self.guidance, (request.width, request.height))
         streams[0] = Stream(StreamKind.PARAMS, self._params(int(self.bundle is not None), n_r))
         if request.max_bytes is not None and sum(s.framed_size() for s in streams) > request.max_bytes:
             raise RateError("resulic residual text does not fit the budget; shorten the caption or raise the rate")
@@ -264,23 +274,37 @@ class ResulicProfile(Profile):
             text = self.text_of(streams, 2, texts)
         if p["diffusion"] and self.bundle is None:
             raise MissingComponentError(f"this file was refined with a diffusion model: set {MODEL_ENV} or --set model=")
+        if p["diffusion"]:
+            if not 0 <= p["n_r"] < int(self.scheduler.config.num_train_timesteps):
+                raise FormatError("resulic N_r out of range")
+            self._check_cost(int(p["steps"]), int(p["n_r"]), float(p["guidance"]), (width, height))
+        self._check_size(width, height)  # before the latent is decoded: a forged size stops here
         m = self._multiple()
         ph, pw = height + (-height) % m, width + (-width) % m
         h, w = ph // self.space.factor, pw // self.space.factor
         with fixed_threads(), torch.no_grad():
             z_c = self.codec.decompress_latent(streams[1].payload, h, w)
             if p["diffusion"]:
-                if not 0 <= p["n_r"] < int(self.scheduler.config.num_train_timesteps):
-                    raise FormatError("resulic N_r out of range")
-                self._check_cost(int(p["steps"]), int(p["n_r"]), float(p["guidance"]))
                 z_c = self.refine(z_c, text, int(p["n_r"]), int(p["steps"]), float(p["guidance"]), int(p["seed"]))
             img = self.space.decode(z_c)
         return img[:height, :width]
 
-    def _check_cost(self, steps: int, n_r: int, guidance: float) -> None:
-        """The CDM runs at most N_r + 1 steps (its timesteps are N_r … 0)."""
+    def _check_cost(self, steps: int, n_r: int, guidance: float, size: tuple[int, int]) -> None:
+        """The CDM runs at most N_r + 1 steps (its timesteps are N_r … 0), on the whole image."""
         run, p = min(steps, n_r + 1), passes(guidance, False)
-        check_budget(run * p, decode_budget(self.settings.decode_budget), "resulic", f"{run} steps × {p} passes")
+        check_budget(run * p, decode_budget(self.settings.decode_budget), "resulic", f"{run} steps × {p} passes",
+                     bundle=self.bundle, size=size)
+
+    def _check_size(self, width: int, height: int) -> None:
+        """The latent decoder's pixel cap (ImageTooLargeError) and its work charge, before any decoding."""
+        taef2 = is_taef2(self.vae_spec)
+        cap = TAEF2_MAX_PIXELS if taef2 else VAE_MAX_PIXELS
+        if width * height > cap:
+            why = ("the latent codec and TAEF2's low-resolution layers decode the whole latent at once" if taef2
+                   else "the VAE decodes the whole image at once")
+            raise ImageTooLargeError(f"resulic decodes at most {cap:,} pixels ({why}); the image is"
+                                     f" {width}×{height} = {width * height:,} pixels")
+        charge(width * height * TAEF2_UNITS_PER_PIXEL, "resulic latent decode")
 
     @torch.no_grad()
     def refine(self, z_c: torch.Tensor, text: str, n_r: int, steps: int, guidance: float, seed: int) -> torch.Tensor:

@@ -115,7 +115,7 @@ class SedicProfile(Profile):
             "masks": {"method": mask_stream.METHOD, "prior": _mask_prior_hash()},
         }
 
-    def _check_cost(self, o: OragSettings, n_objects: int) -> None:
+    def _check_cost(self, o: OragSettings, n_objects: int, size: tuple[int, int]) -> None:
         """ORAG's work within the decode budget: every branch, the guidance passes, the global pass."""
         control = self.components.with_controlnet
         p = passes(o.guidance, control)
@@ -124,7 +124,7 @@ class SedicProfile(Profile):
         final = (o.steps - start_index(o.steps, o.global_strength)) * p if o.global_strength > 0 else 0
         check_budget(run * (1 + n_objects) * p + guided + final, decode_budget(self.settings.decode_budget),
                      "sedic", f"{run} steps × {1 + n_objects} branches × {p} passes, attention guidance,"
-                     " global pass")
+                     " global pass", bundle=self.components, size=size)
 
     # ------------------------------------------------------------------ encode
     def _params(self, n_objects: int, n_base: int) -> bytes:
@@ -137,7 +137,7 @@ class SedicProfile(Profile):
         sem = analyse(request.image, request.caption, self.semantics, self.analysis == "auto")
         sem.objects = sem.objects[:MAX_OBJECTS]
         check_encoder_steps(self.components.scheduler, self.sampler.steps, "sedic")
-        self._check_cost(self.sampler, len(sem.objects))
+        self._check_cost(self.sampler, len(sem.objects), (request.width, request.height))
         own = [Stream(StreamKind.TEXT, encode_text_stream(pack_texts(sem)))]
         if sem.objects:
             own.append(Stream(StreamKind.MASK, mask_stream.encode_masks([o.mask for o in sem.objects],
@@ -171,7 +171,7 @@ class SedicProfile(Profile):
             control_scale=w["control_scale"], eta=w["eta"], t_prime=int(w["t_prime"]),
             global_strength=w["global_strength"])
         check_decoder_steps(self.components.scheduler, settings.steps, "sedic")
-        self._check_cost(settings, n_obj)
+        self._check_cost(settings, n_obj, (width, height))
         overall, names = unpack_texts(self.text_of(streams, 1, texts), n_obj)
         masks = (mask_stream.decode_masks(streams[2].payload, n_obj, width, height)
                  if n_obj else [])
