@@ -5,7 +5,6 @@ charge the per-file decode-work budget for the pixels they will decode; lossless
 coder per pixel. Each check must fire *before* the decoder allocates: the forged files here claim
 sizes whose decode would take minutes, and the refusals take milliseconds.
 """
-# ruff: noqa: E402
 
 from __future__ import annotations
 
@@ -15,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from extras import require
-
 import semcodec
+from extras import require
 from semcodec.budget import DEFAULT_UNITS, DecodeBudgetError
 from semcodec.container import Container, parse_container
 from semcodec.errors import ImageTooLargeError
