@@ -51,8 +51,9 @@ CODEC_ENV = "SEMCODEC_RESULIC_CODEC"
 DEFAULT_CODEC = PACKAGE_WEIGHTS / "resulic_latent_taef2"
 MAX_STEPS = 1000
 #: TAEF2 decodes in tiles, but its latent-resolution layers (GroupNorm) and the latent codec run on the
-#: whole latent: about 50 bytes per output pixel, so this cap keeps a decode under 2 GB peak RSS
-TAEF2_MAX_PIXELS = 16_777_216
+#: whole latent: measured ~110 bytes per output pixel on top of one tile (~0.4 GB), so at this cap a
+#: decode peaks under 2 GB RSS with the models loaded (BENCHMARKS.md, scripts/learned_decode_memory.py)
+TAEF2_MAX_PIXELS = 6_000_000
 #: decode-work units (≈ ms) per output pixel of latent codec + tiled TAEF2 (measured 7.5 s per Mpx)
 TAEF2_UNITS_PER_PIXEL = 0.008
 #: a diffusers VAE decodes the whole image at once (mid-block attention): SD's 512² × 4
