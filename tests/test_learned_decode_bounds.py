@@ -87,7 +87,7 @@ def test_resulic_taef2_cap_and_work_charge(shared_weights: Path, monkeypatch: py
     monkeypatch.setenv("SEMCODEC_TAEF2", str(shared_weights / "taef2"))
     data = semcodec.compress(_image(32, 32), bpp=2.0, profile="resulic")
     _refused_fast(_forge(data, 3001, 2000), ImageTooLargeError, "resulic decodes at most 6,000,000 pixels")
-    # under the cap: the charge (≈ 8 units per 1,000 pixels) is refused by a budget below it, at once
+    # under the cap: the charge (12 units per 1,000 pixels) is refused by a budget below it, at once
     _refused_fast(_forge(data, 3000, 2000), DecodeBudgetError, "resulic latent decode", work_budget=40_000)
     _refused_fast(_forge(data, 1024, 1024), DecodeBudgetError, "resulic latent decode", work_budget=5000)
     out = semcodec.pipeline.decode(_forge(data, 256, 128)).image

@@ -54,8 +54,9 @@ MAX_STEPS = 1000
 #: whole latent: measured ~110 bytes per output pixel on top of one tile (~0.4 GB), so at this cap a
 #: decode peaks under 2 GB RSS with the models loaded (BENCHMARKS.md, scripts/learned_decode_memory.py)
 TAEF2_MAX_PIXELS = 6_000_000
-#: decode-work units (≈ ms) per output pixel of latent codec + tiled TAEF2 (measured 7.5 s per Mpx)
-TAEF2_UNITS_PER_PIXEL = 0.008
+#: decode-work units (≈ ms) per output pixel of latent codec + tiled TAEF2 (measured 8–12 s per Mpx on a
+#: loaded core; a file at the cap costs 72,000 of the default 120,000 units)
+TAEF2_UNITS_PER_PIXEL = 0.012
 #: a diffusers VAE decodes the whole image at once (mid-block attention): SD's 512² × 4
 VAE_MAX_PIXELS = 1024 * 1024
 #: preferred text coders for the residual (ResULIC codes CLIP token indices), first available wins
