@@ -49,7 +49,7 @@ def test_mutations_change_the_file_and_hit_every_kind(fuzz, seeds) -> None:  # n
 
 
 def test_fuzz_slice_only_clean_outcomes(fuzz, seeds) -> None:  # noqa: ANN001
-    res = fuzz.run(400, seed=12345, timeout=10.0, log=lambda _msg: None, seeds=seeds)
+    res = fuzz.run(400, seed=12345, timeout=10.0, log=lambda _msg: None, seeds=seeds, wall=900.0)  # CPU limit rules
     problems = [f"[{label}/{k}] {p}" for label, k, p, _ in res["failures"]]
     assert not problems, problems[:5]
     assert res["count"] == 400
