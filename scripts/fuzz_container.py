@@ -37,6 +37,11 @@ failures       ``unexplained`` (any other different decode: silent corruption), 
 
     python scripts/fuzz_container.py -n 2000 --seed 7            # classical seeds only (fast)
     nice -n 19 python scripts/fuzz_container.py --all --minutes 40 -n 1000000   # the long campaign
+
+Each variant is decoded with a per-file decode-work budget (``--work-budget``, default half the CPU
+limit in units of ~1 ms), so a decoder that charges its work honestly refuses an expensive file
+before the CPU limit: a ``hang`` means a decoder's charge is missing or too low. Long campaigns run in
+chunks (one ``--seed`` each, ``--json`` to save its counts) summed by ``--merge a.json b.json ...``.
 """
 
 from __future__ import annotations
@@ -313,14 +318,14 @@ def _digest(a: Any) -> str:
     return hashlib.sha256(a if isinstance(a, bytes) else pickle.dumps(a)).hexdigest()[:24]
 
 
-def decode_once(data: bytes, options: dict[str, Any]) -> dict[str, Any]:
+def decode_once(data: bytes, options: dict[str, Any], work_budget: float | None = None) -> dict[str, Any]:
     """describe + decode: {"status": "ok", image/texts digests, shape} or the error class; never raises."""
     import semcodec
     from semcodec.errors import SemcodecError
 
     try:
         semcodec.describe(data)
-        d = semcodec.pipeline.decode(data, **options)
+        d = semcodec.pipeline.decode(data, work_budget=work_budget, **options)
         return {"status": "ok", "image": _digest(d.image.tobytes()), "shape": d.image.shape, "texts": _digest(d.texts)}
     except SemcodecError as e:
         return {"status": "error", "error": type(e).__name__}
@@ -391,7 +396,7 @@ def worker_main() -> None:
         t0 = time.process_time()
         signal.setitimer(signal.ITIMER_PROF, setup["timeout"])
         try:
-            res = decode_once(data, setup["seeds"][index][1])
+            res = decode_once(data, setup["seeds"][index][1], setup.get("work_budget"))
         except _CpuLimit:
             res = {"status": "hang", "error": "CPU limit"}
         finally:
@@ -404,8 +409,10 @@ def worker_main() -> None:
 class Worker:
     """One decoding subprocess; restarted after it dies or is killed for a hang."""
 
-    def __init__(self, seeds: list[Seed], timeout: float, mem_mb: int, wall: float) -> None:
+    def __init__(self, seeds: list[Seed], timeout: float, mem_mb: int, wall: float,
+                 work_budget: float | None = None) -> None:
         self.seeds, self.timeout, self.mem_mb, self.wall = seeds, timeout, mem_mb, wall
+        self.work_budget = work_budget
         self.proc: subprocess.Popen | None = None
         self.refs: list[dict] = []
         self.peak_rss_mb = 0.0
@@ -418,7 +425,8 @@ class Worker:
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         self.restarts += 1
         _send(self.proc.stdin.fileno(), {"seeds": [(s.data, s.options) for s in self.seeds],
-                                         "timeout": self.timeout, "mem_mb": self.mem_mb})
+                                         "timeout": self.timeout, "mem_mb": self.mem_mb,
+                                         "work_budget": self.work_budget})
         self.base_rss_mb = 0.0
         self.refs = self._read(wall=1800)
         self.base_rss_mb = self._rss_mb()
@@ -510,11 +518,13 @@ def classify(kind: str, seed: Seed, ref: dict, variant: bytes, res: dict) -> str
 
 
 def run(count: int, seed: int, timeout: float, log: Callable[[str], None] = print, *, seeds: list[Seed] | None = None,
-        mem_mb: int = 2048, minutes: float | None = None, wall: float | None = None) -> dict:
+        mem_mb: int = 2048, minutes: float | None = None, wall: float | None = None,
+        work_budget: float | None = None) -> dict:
     seeds = seeds if seeds is not None else classical_seeds()
     stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     failures: list[tuple[str, str, str, bytes]] = []
-    worker = Worker(seeds, timeout, mem_mb, wall or max(60.0, 20 * timeout))
+    budget = work_budget if work_budget is not None else 500.0 * timeout
+    worker = Worker(seeds, timeout, mem_mb, wall or max(60.0, 20 * timeout), budget)
     worst, done, t0 = 0.0, 0, time.time()
     try:
         worker.check(0, seeds[0].data)
@@ -539,6 +549,32 @@ def run(count: int, seed: int, timeout: float, log: Callable[[str], None] = prin
         worker.stop()
     return {"stats": stats, "failures": failures, "worst_s": worst, "seeds": len(seeds), "count": done,
             "peak_rss_mb": worker.peak_rss_mb, "restarts": worker.restarts, "seconds": time.time() - t0}
+
+
+def merge(results: list[dict]) -> dict:
+    """Sum the counts of several runs (chunks with different ``--seed``); times add, worst/peak take the max."""
+    stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for r in results:
+        for k, c in r["stats"].items():
+            stats[k].update(c)
+    return {"stats": stats, "failures": [f for r in results for f in r["failures"]],
+            "worst_s": max(r["worst_s"] for r in results), "seeds": max(r["seeds"] for r in results),
+            "count": sum(r["count"] for r in results), "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+            "restarts": sum(r["restarts"] for r in results), "seconds": sum(r["seconds"] for r in results)}
+
+
+def to_json(res: dict, **extra: Any) -> str:
+    """The counts of a run (failing variants as labels only; ``--save-failures`` keeps their bytes)."""
+    return json.dumps({**{k: v for k, v in res.items() if k != "failures"}, **extra,
+                       "stats": {k: dict(c) for k, c in res["stats"].items()},
+                       "failures": [[label, kind, problem, b""] for label, kind, problem, _ in res["failures"]]},
+                      default=str, indent=1)
+
+
+def from_json(text: str) -> dict:
+    res = json.loads(text)
+    res["stats"] = {k: collections.Counter(c) for k, c in res["stats"].items()}
+    return res
 
 
 def report(res: dict) -> str:
@@ -571,18 +607,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
     ap.add_argument("--timeout", type=float, default=10.0, help="max CPU seconds per variant")
     ap.add_argument("--max-mem-mb", type=int, default=2048, help="address space a worker may add after warm-up")
+    ap.add_argument("--wall", type=float, default=None,
+                    help="wall-clock backstop per variant in seconds (default 20 × --timeout; raise it on a loaded"
+                         " machine at nice 19, where CPU time trails wall time)")
+    ap.add_argument("--work-budget", type=float, default=None,
+                    help="decode-work budget per variant in units of ~1 ms (default: 500 × --timeout)")
     ap.add_argument("--save-failures", default=None, help="folder to write failing variants to")
+    ap.add_argument("--json", default=None, help="also write this run's counts to this JSON file")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                    help="print the summed report of earlier runs' --json files (runs nothing)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         worker_main()
         return 0
+    if args.merge:
+        runs = [from_json(Path(f).read_text()) for f in args.merge]
+        for f, r in zip(args.merge, runs, strict=True):
+            print(f"{f}: seed {r.get('seed')}, {r['count']} variants in {r['seconds']:.0f} s")
+        res = merge(runs)
+        print(report(res))
+        return 1 if res["failures"] else 0
     with tempfile.TemporaryDirectory() as tmp:
         seeds = classical_seeds() + (text_seeds() + learned_seeds(Path(tmp)) if args.all else [])
         print("seeds: " + ", ".join(f"{s.label} ({len(s.data)} B)" for s in seeds), flush=True)
         res = run(args.count, args.seed, args.timeout, seeds=seeds, mem_mb=args.max_mem_mb, minutes=args.minutes,
-                  log=lambda m: print(m, flush=True))
+                  log=lambda m: print(m, flush=True), work_budget=args.work_budget, wall=args.wall)
     print(report(res))
+    if args.json:
+        Path(args.json).write_text(to_json(res, seed=args.seed, argv=sys.argv[1:]))
     if args.save_failures and res["failures"]:
         folder = Path(args.save_failures)
         folder.mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,7 @@ def test_mutations_change_the_file_and_hit_every_kind(fuzz, seeds) -> None:  # n
 
 
 def test_fuzz_slice_only_clean_outcomes(fuzz, seeds) -> None:  # noqa: ANN001
-    res = fuzz.run(400, seed=12345, timeout=10.0, log=lambda _msg: None, seeds=seeds)
+    res = fuzz.run(400, seed=12345, timeout=10.0, log=lambda _msg: None, seeds=seeds, wall=900.0)  # CPU limit rules
     problems = [f"[{label}/{k}] {p}" for label, k, p, _ in res["failures"]]
     assert not problems, problems[:5]
     assert res["count"] == 400
@@ -109,3 +109,38 @@ def test_worker_reports_hangs_memory_and_crashes(fuzz, seeds) -> None:  # noqa: 
         assert w.check(0, lic[0].data)["status"] == "ok" and w.restarts == 1
     finally:
         w.stop()
+
+
+def test_forged_large_headers_of_learned_decoders_stay_in_bounds(fuzz, tmp_path) -> None:  # noqa: ANN001
+    """Issue 20: checksum-valid headers claiming large sizes, for itc (tiny SD) and resulic (TAEF2, when its
+    weights are here), in the harness's bounded worker: each is refused or decoded within the limits."""
+    pytest.importorskip("diffusers")
+    import semcodec
+    from semcodec.generative.components.tiny import build_tiny_sd
+    from semcodec.generative.latent.taef2 import taef2_unavailable_reason
+
+    sd = build_tiny_sd(tmp_path / "sd")
+    opts = {"model": str(sd), "controlnet": str(sd / "controlnet"), "base_profile": "webp"}
+    small = fuzz.seed_image(32, 32)
+    seeds = [fuzz.Seed("itc", semcodec.compress(small, bpp=3.0, profile="itc", caption=fuzz.CAPTION, steps=2, seed=7,
+                                                **opts), opts)]
+    if not taef2_unavailable_reason():
+        seeds.append(fuzz.Seed("resulic", semcodec.compress(small, bpp=2.0, profile="resulic")))
+    sizes = [(10**6, 32), (65535, 32), (32, 65535), (6324, 6324), (64, 64), (1024, 1024), (4096, 4096)]
+    worker = fuzz.Worker(seeds, timeout=10.0, mem_mb=2048, wall=300.0, work_budget=5000.0)
+    outcomes = []
+    try:
+        for k, seed in enumerate(seeds):
+            c = fuzz.parse_container(seed.data, max_pixels=None)
+            header_len, _ = fuzz._streams(seed.data)
+            for w, h in sizes:
+                data = fuzz._header(w, h, c.profile_id, c.config_hash, len(c.streams), c.version) + seed.data[header_len:]
+                res = worker.check(k, data)
+                outcomes.append((seed.label, w, h, fuzz.classify("header", seed, worker.refs[k], data, res),
+                                 res.get("error"), res.get("cpu", 0.0)))
+    finally:
+        worker.stop()
+    bad = [o for o in outcomes if o[3] not in fuzz.OK or o[5] > 10.0]
+    assert not bad, bad
+    assert {o[4] for o in outcomes if o[3] == "error"} >= {"ImageTooLargeError"}
+    assert any(o[3] == "explained" for o in outcomes)  # a size under the cap decodes (64×64 itc)

@@ -113,11 +113,11 @@ class ItcProfile(Profile):
             "base": self.base.config(),
         }
 
-    def _check_cost(self, sampler: SamplerSettings, control: bool) -> None:
-        """Decoder work of these settings within the decode budget (both sides)."""
+    def _check_cost(self, sampler: SamplerSettings, control: bool, size: tuple[int, int]) -> None:
+        """Decoder work of these settings and this image size within the decode budgets (both sides)."""
         run = sampler.steps - start_index(sampler.steps, sampler.strength)
         check_budget(run * passes(sampler.guidance, control), decode_budget(self.settings.decode_budget), "itc",
-                     f"{run} steps × {passes(sampler.guidance, control)} passes")
+                     f"{run} steps × {passes(sampler.guidance, control)} passes", bundle=self.components, size=size)
 
     # ------------------------------------------------------------------ encode
     def _params(self, n_base: int) -> bytes:
@@ -125,7 +125,7 @@ class ItcProfile(Profile):
 
     def encode(self, request: EncodeRequest) -> list[Stream]:
         check_encoder_steps(self.components.scheduler, self.sampler.steps, "itc")
-        self._check_cost(self.sampler, self.mode == "controlnet")
+        self._check_cost(self.sampler, self.mode == "controlnet", (request.width, request.height))
         coder = resolve_text_coder(self.settings.text_coder)  # before captioning: a missing LM fails fast
         caption = caption_for(request, self.captioner)
         text = Stream(StreamKind.TEXT, encode_text_stream(caption, coder))
@@ -158,7 +158,7 @@ class ItcProfile(Profile):
         settings = SamplerSettings(seed=int(w["seed"]), steps=int(w["steps"]), strength=w["strength"],
                                    guidance=w["guidance"], control_scale=w["control_scale"])
         check_decoder_steps(self.components.scheduler, settings.steps, "itc")
-        self._check_cost(settings, mode == "controlnet")
+        self._check_cost(settings, mode == "controlnet", (width, height))
         caption = self.text_of(streams, 1, texts)
         base = self.base.decode_streams(streams[2 : 2 + n_base], width, height)
         with fixed_threads():

@@ -36,10 +36,6 @@ def _to01(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
 
 
-def _from01(x: torch.Tensor) -> np.ndarray:
-    return (x[0].float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
 class TAEF2Space:
     factor = 8
 
@@ -54,8 +50,8 @@ class TAEF2Space:
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> np.ndarray:
-        """``z`` from wherever the diffusion model ran; TAEF2 itself stays on the CPU in float32."""
-        return _from01(self.model.decode(z.to("cpu", torch.float32)))
+        """``z`` from wherever the diffusion model ran; TAEF2 itself stays on the CPU in float32, tiled."""
+        return self.model.decode_uint8(z.to("cpu", torch.float32))
 
 
 class DiffusersSpace:

@@ -169,9 +169,10 @@ class PercoProfile(Profile):
     def _multiple(self) -> int:
         return self.space.factor * 2 ** (len(self.bundle.unet.config.block_out_channels) - 1)
 
-    def _check_cost(self, steps: int, guidance: float, captioned: bool = True) -> None:
+    def _check_cost(self, steps: int, guidance: float, size: tuple[int, int], captioned: bool = True) -> None:
         p = passes(guidance, False) if captioned else 1
-        check_budget(steps * p, decode_budget(self.settings.decode_budget), "perco", f"{steps} steps × {p} passes")
+        check_budget(steps * p, decode_budget(self.settings.decode_budget), "perco", f"{steps} steps × {p} passes",
+                     bundle=self.bundle, size=size)
 
     # ------------------------------------------------------------------ encode
     def encode(self, request: EncodeRequest) -> list[Stream]:
@@ -186,7 +187,7 @@ class PercoProfile(Profile):
                                     f" head is trained for {head.rate.name} (index {head.rate_index}); one model"
                                     " per rate point, as in the paper")
         caption = perco_caption(request, self.settings.captioner)
-        self._check_cost(self.steps, self.guidance, bool(caption))
+        self._check_cost(self.steps, self.guidance, (request.width, request.height), bool(caption))
         text = [Stream(StreamKind.TEXT, encode_text_stream(caption, get_text_coder(self.text_coder)))] if caption else []
         padded = pad_to_multiple(request.image, self._multiple())
         with fixed_threads(), torch.no_grad():
@@ -224,7 +225,7 @@ class PercoProfile(Profile):
             raise FormatError("perco PARAMS do not match this model (version, rate point or codebook size)")
         check_decoder_steps(self.bundle.scheduler, int(p["steps"]), "perco")
         captioned = len(streams) == 3
-        self._check_cost(int(p["steps"]), float(p["guidance"]), captioned)
+        self._check_cost(int(p["steps"]), float(p["guidance"]), (width, height), captioned)
         caption = self.text_of(streams, 1, texts) if captioned else ""
         m = self._multiple()
         ph, pw = height + (-height) % m, width + (-width) % m

@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
+from ...budget import charge
 from ...container import Stream, StreamKind, stream_cost
 from ...container.params import pack_params, unpack_params
 from ...entropy.varint import decode_uvarint
-from ...errors import FormatError, MissingComponentError, RateError
+from ...errors import FormatError, ImageTooLargeError, MissingComponentError, RateError
 from ...paths import PACKAGE_WEIGHTS
 from ...profiles import EncodeRequest, Profile, option
 from ...text.base import TEXT_CODERS
@@ -55,6 +56,15 @@ CODEC_ENV = "SEMCODEC_RESULIC_CODEC"
 ADAPTER_ENV = "SEMCODEC_RESULIC_ADAPTER"
 DEFAULT_CODEC = PACKAGE_WEIGHTS / "resulic_latent_taef2"
 MAX_STEPS = 1000
+#: TAEF2 decodes in tiles, but its latent-resolution layers (GroupNorm) and the latent codec run on the
+#: whole latent: measured ~110 bytes per output pixel on top of one tile (~0.4 GB), so at this cap a
+#: decode peaks under 2 GB RSS with the models loaded (BENCHMARKS.md, scripts/learned_decode_memory.py)
+TAEF2_MAX_PIXELS = 6_000_000
+#: decode-work units (≈ ms) per output pixel of latent codec + tiled TAEF2 (measured 8–12 s per Mpx on a
+#: loaded core; a file at the cap costs 72,000 of the default 120,000 units)
+TAEF2_UNITS_PER_PIXEL = 0.012
+#: a diffusers VAE decodes the whole image at once (mid-block attention): SD's 512² × 4
+VAE_MAX_PIXELS = 1024 * 1024
 #: preferred text coders for the residual (ResULIC codes CLIP token indices), first available wins
 TEXT_CODER_PREFERENCE = ("clip-index",)
 #: CDM samplers; the index is the PARAMS v2 ``sampler`` value (v1 files always use "resfusion")
@@ -242,6 +252,8 @@ class ResulicProfile(Profile):
         from ...text import encode_text_stream, get_text_coder
         from ..latent.codec import MAX_Q_INDEX
 
+        self._check_size(request.width, request.height)  # never write a file the decoder refuses
+
         z = self._encode_latent(pad_to_multiple(request.image, self._multiple()))
         h, w = z.shape[-2:]
 
@@ -276,7 +288,7 @@ class ResulicProfile(Profile):
                               " / semantic residual is not stored", UserWarning, stacklevel=2)
         else:
             n_r = self.n_r if self.n_r is not None else self._start_step(k, rel)
-            self._check_cost(self.steps, n_r, self.guidance)
+            self._check_cost(self.steps, n_r, self.guidance, (request.width, request.height))
             text = self._residual_text(request, z_c)
             if self.settings.pfo and text:
                 from ...text.clip_ids import ids_to_text
@@ -412,15 +424,17 @@ class ResulicProfile(Profile):
             ids = self._sent_ids(streams[2].payload, text)
         if p["diffusion"] and self.bundle is None:
             raise MissingComponentError(f"this file was refined with a diffusion model: set {MODEL_ENV} or --set model=")
+        if p["diffusion"]:
+            if not 0 <= p["n_r"] < int(self.scheduler.config.num_train_timesteps):
+                raise FormatError("resulic N_r out of range")
+            self._check_cost(int(p["steps"]), int(p["n_r"]), float(p["guidance"]), (width, height))
+        self._check_size(width, height)  # before the latent is decoded: a forged size stops here
         m = self._multiple()
         ph, pw = height + (-height) % m, width + (-width) % m
         h, w = ph // self.space.factor, pw // self.space.factor
         with fixed_threads(), torch.no_grad():
             z_c = self.codec.decompress_latent(streams[1].payload, h, w)
             if p["diffusion"]:
-                if not 0 <= p["n_r"] < int(self.scheduler.config.num_train_timesteps):
-                    raise FormatError("resulic N_r out of range")
-                self._check_cost(int(p["steps"]), int(p["n_r"]), float(p["guidance"]))
                 z_c = self.refine(z_c, text, int(p["n_r"]), int(p["steps"]), float(p["guidance"]), int(p["seed"]),
                                   sampler=SAMPLERS[int(p["sampler"])], ids=ids)
             img = self.space.decode(z_c)
@@ -438,10 +452,22 @@ class ResulicProfile(Profile):
 
         return text_to_ids(text)
 
-    def _check_cost(self, steps: int, n_r: int, guidance: float) -> None:
-        """The CDM runs at most N_r + 1 steps (its timesteps are N_r … 0)."""
+    def _check_cost(self, steps: int, n_r: int, guidance: float, size: tuple[int, int]) -> None:
+        """The CDM runs at most N_r + 1 steps (its timesteps are N_r … 0), on the whole image."""
         run, p = min(steps, n_r + 1), passes(guidance, bool(self.adapter))
-        check_budget(run * p, decode_budget(self.settings.decode_budget), "resulic", f"{run} steps × {p} passes")
+        check_budget(run * p, decode_budget(self.settings.decode_budget), "resulic", f"{run} steps × {p} passes",
+                     bundle=self.bundle, size=size)
+
+    def _check_size(self, width: int, height: int) -> None:
+        """The latent decoder's pixel cap (ImageTooLargeError) and its work charge, before any decoding."""
+        taef2 = is_taef2(self.vae_spec)
+        cap = TAEF2_MAX_PIXELS if taef2 else VAE_MAX_PIXELS
+        if width * height > cap:
+            why = ("the latent codec and TAEF2's low-resolution layers decode the whole latent at once" if taef2
+                   else "the VAE decodes the whole image at once")
+            raise ImageTooLargeError(f"resulic decodes at most {cap:,} pixels ({why}); the image is"
+                                     f" {width}×{height} = {width * height:,} pixels")
+        charge(width * height * TAEF2_UNITS_PER_PIXEL, "resulic latent decode")
 
     def _denoiser(self, z_c: torch.Tensor) -> Any:
         """The one denoiser of the CDM (sampler, Pfo): ``(z_n, t, text_emb) -> model output`` for this z_c.

@@ -154,7 +154,7 @@ class SedicProfile(Profile):
             "masks": {"method": mask_stream.METHOD, "prior": _mask_prior_hash()},
         }
 
-    def _check_cost(self, o: OragSettings, n_objects: int) -> None:
+    def _check_cost(self, o: OragSettings, n_objects: int, size: tuple[int, int]) -> None:
         """ORAG's work within the decode budget: every stage or branch, the guidance passes, the last pass."""
         control = self.components.with_controlnet
         p = passes(o.guidance, control)
@@ -164,12 +164,13 @@ class SedicProfile(Profile):
             obj = o.object_steps - start_index(o.object_steps, o.strength)
             check_budget(2 * run * p + n_objects * obj * (p + guide), decode_budget(self.settings.decode_budget),
                          "sedic", f"2 stages × {run} steps + {n_objects} object stages × {obj} steps, × {p}"
-                         " passes, attention guidance")
+                         " passes, attention guidance", bundle=self.components, size=size)
             return
         final = (o.steps - start_index(o.steps, o.global_strength)) * p if o.global_strength > 0 else 0
         check_budget(run * (1 + n_objects) * p + run * n_objects * guide + final,
                      decode_budget(self.settings.decode_budget), "sedic",
-                     f"{run} steps × {1 + n_objects} branches × {p} passes, attention guidance, global pass")
+                     f"{run} steps × {1 + n_objects} branches × {p} passes, attention guidance, global pass",
+                     bundle=self.components, size=size)
 
     # ------------------------------------------------------------------ encode
     def _params(self, n_objects: int, n_base: int) -> bytes:
@@ -186,7 +187,7 @@ class SedicProfile(Profile):
         check_encoder_steps(self.components.scheduler, self.sampler.steps, "sedic")
         if self.sampler.mode == "sequential" and sem.objects:
             check_encoder_steps(self.components.scheduler, self.sampler.object_steps, "sedic")
-        self._check_cost(self.sampler, len(sem.objects))
+        self._check_cost(self.sampler, len(sem.objects), (request.width, request.height))
         coder = get_text_coder(s.text_coder) if s.text_coder else None  # None: the best available
         own = [Stream(StreamKind.TEXT, encode_text_stream(pack_texts(sem), coder))]
         if sem.objects:
@@ -221,7 +222,7 @@ class SedicProfile(Profile):
         check_decoder_steps(self.components.scheduler, settings.steps, "sedic")
         if settings.mode == "sequential" and n_obj:
             check_decoder_steps(self.components.scheduler, settings.object_steps, "sedic")
-        self._check_cost(settings, n_obj)
+        self._check_cost(settings, n_obj, (width, height))
         overall, names = unpack_texts(self.text_of(streams, 1, texts), n_obj)
         masks = (mask_stream.decode_masks(streams[2].payload, n_obj, width, height)
                  if n_obj else [])
