@@ -420,7 +420,9 @@ class Worker:
         self.base_rss_mb = 0.0
 
     def _start(self) -> None:
-        env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        # one compute thread: on a loaded machine a second OpenMP thread spin-waits and its CPU time counts
+        # against the per-variant CPU limit (ITIMER_PROF), which showed up as rare false "hangs"
+        env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         self.restarts += 1
