@@ -369,6 +369,13 @@ def _recv(fd: int) -> Any:
     return pickle.loads(_read_exact(fd, n))
 
 
+def _peak_rss_mb() -> float:
+    """This process's RSS high-water mark (VmHWM). Not ``ru_maxrss``: Linux carries that across
+    fork + exec, so a worker started by a big parent (a long pytest run) would report the parent's peak."""
+    with open("/proc/self/status") as f:
+        return next(int(t.split()[1]) for t in f if t.startswith("VmHWM:")) / 1024
+
+
 def _vm_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
@@ -402,7 +409,7 @@ def worker_main() -> None:
         finally:
             signal.setitimer(signal.ITIMER_PROF, 0)
         res["cpu"] = time.process_time() - t0
-        res["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        res["rss_mb"] = _peak_rss_mb()
         _send(out, res)
 
 
