@@ -90,11 +90,11 @@ def test_train_lic_extra_folders_warm_start_and_best_export(tmp_path: Path) -> N
 
 
 def test_exported_training_record_has_no_machine_paths(monkeypatch, tmp_path: Path) -> None:
-    from semcodec.train.lic import _portable
+    from semcodec.paths import portable_paths
 
     (tmp_path / "data").mkdir()
     monkeypatch.setenv("SEMCODEC_DATA", str(tmp_path / "data"))
-    rec = _portable({"data": str(tmp_path / "data/bsds500"), "train_folders": ["../shared/data/imagenet_samples"],
+    rec = portable_paths({"data": str(tmp_path / "data/bsds500"), "train_folders": ["../shared/data/imagenet_samples"],
                      "other": "/elsewhere/x", "steps": 3})
     assert rec == {"data": "$SEMCODEC_DATA/bsds500", "train_folders": ["$SEMCODEC_DATA/imagenet_samples"],
                    "other": "/elsewhere/x", "steps": 3}

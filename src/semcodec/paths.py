@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 PACKAGE_WEIGHTS = Path(__file__).parent / "weights"
 
@@ -23,6 +24,22 @@ def shared_data_dir() -> Path | None:
         if c.is_dir():
             return c.resolve()
     return None
+
+
+def portable_paths(value: Any) -> Any:
+    """``value`` (nested dicts/lists/strings) with the shared data folder written ``$SEMCODEC_DATA``:
+    training and calibration records shipped beside weights must not name a machine's paths."""
+    if isinstance(value, dict):
+        return {k: portable_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable_paths(v) for v in value]
+    if isinstance(value, str):
+        d = shared_data_dir()
+        roots = {str(d), str(d.resolve())} if d else set()
+        for root in sorted(roots | {"../shared/data"}, key=len, reverse=True):
+            if value.startswith(root):
+                return "$SEMCODEC_DATA" + value[len(root):]
+    return value
 
 
 def shared_weights_dir() -> Path | None:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..image.learned.models import downscale
-from ..paths import shared_data_dir
+from ..paths import portable_paths, shared_data_dir
 from .loop import TrainLoop
 
 
@@ -187,20 +187,6 @@ def validate(model: torch.nn.Module, val_set: Any, scales: list[int], levels: in
     return res
 
 
-def _portable(value: Any) -> Any:
-    """Training records without machine paths: the shared data folder becomes ``$SEMCODEC_DATA``."""
-    if isinstance(value, dict):
-        return {k: _portable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_portable(v) for v in value]
-    if isinstance(value, str):
-        roots = [str(d) for d in (shared_data_dir(), shared_data_dir() and shared_data_dir().resolve()) if d]
-        for root in sorted({*roots, "../shared/data"}, key=len, reverse=True):
-            if value.startswith(root):
-                return "$SEMCODEC_DATA" + value[len(root):]
-    return value
-
-
 def export(ckpt_path: Path, folder: Path) -> None:
     """Checkpoint -> ``model.safetensors`` (+ CDF tables) and ``config.json`` for the profile.
 
@@ -223,7 +209,7 @@ def export(ckpt_path: Path, folder: Path) -> None:
         cfg = {k: v for k, v in json.loads((folder / "config.json").read_text()).items()
                if k in ("scale_policy", "default_scale")}
     cfg.update({"model": meta["model"], "model_cfg": meta["model_cfg"],
-                "train": _portable({**meta, "steps": ck["step"]})})
+                "train": portable_paths({**meta, "steps": ck["step"]})})
     save_lic(model, cfg, folder)
 
 

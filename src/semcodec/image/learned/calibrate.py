@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...paths import portable_paths
 from .coding import LicCoder
 from .profile import LicProfile
 
@@ -98,7 +99,8 @@ def run(weights: str, data: str, limit: int, out_json: str | None, metric: str |
     metric = metric or metric_of(cfg)
     res = calibrate(weights, images, metric=metric)
     cfg["scale_policy"] = res["scale_policy"]
-    cfg["calibration"] = {"data": str(data), "images": len(images), "metric": metric, "curves": res["curves"]}
+    cfg["calibration"] = {"data": portable_paths(str(data)), "images": len(images), "metric": metric,
+                          "curves": res["curves"]}
     cfg_path.write_text(json.dumps(cfg, indent=2))
     if out_json:
         Path(out_json).write_text(json.dumps(res, indent=2))
