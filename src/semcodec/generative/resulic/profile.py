@@ -469,8 +469,9 @@ class ResulicProfile(Profile):
                                      f" {width}×{height} = {width * height:,} pixels")
         charge(width * height * TAEF2_UNITS_PER_PIXEL, "resulic latent decode")
 
-    def _denoiser(self, z_c: torch.Tensor) -> Any:
-        """The one denoiser of the CDM (sampler, Pfo): ``(z_n, t, text_emb) -> model output`` for this z_c.
+    def _denoiser(self, z_c: torch.Tensor, uncond: torch.Tensor | None = None, guidance: float = 1.0) -> Any:
+        """The one denoiser of the CDM (samplers, Pfo): ``(z_n, t, text_emb) -> model output`` for this z_c,
+        with classifier-free guidance when ``uncond`` is given.
 
         With a visual adapter the UNet also sees z_c at every call (:func:`.denoiser.predict_noise`);
         without one it is the plain UNet and z_c enters only through the sampler."""
@@ -478,7 +479,7 @@ class ResulicProfile(Profile):
 
         assert self.bundle is not None
         unet, adapter = self.bundle.unet, (self.bundle.controlnet if self.adapter else None)
-        return lambda z_n, t, text_emb: predict_noise(unet, adapter, z_n, t, text_emb, z_c)
+        return lambda z_n, t, text_emb: predict_noise(unet, adapter, z_n, t, text_emb, z_c, uncond, guidance)
 
     def sampler(self, n_r: int) -> Any:
         """The paper's CDM sampler (Algorithm 2) for start step ``n_r`` over the model's noise schedule."""
@@ -506,13 +507,9 @@ class ResulicProfile(Profile):
         noise = self.bundle.place(seeded_noise(tuple(z_c.shape), seed))
         if sampler == "paper":
             return self.sampler(n_r).sample(z_c, noise, self._denoiser(z_c), cond, steps, uncond, guidance)
-        sched, denoise = self.scheduler, self._denoiser(z_c)
+        sched, denoise = self.scheduler, self._denoiser(z_c, uncond, guidance)
         sched.set_timesteps(steps, start_step=n_r)
         x = sched.initial_sample(z_c, noise)
         for t in sched.timesteps:
-            eps = denoise(x, t, cond)
-            if uncond is not None and guidance != 1.0:
-                e_u = denoise(x, t, uncond)
-                eps = e_u + guidance * (eps - e_u)
-            x = sched.step(eps, t, x).prev_sample
+            x = sched.step(denoise(x, t, cond), t, x).prev_sample
         return x
