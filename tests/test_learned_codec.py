@@ -196,3 +196,20 @@ def test_downscaled_decode_identical_for_1_and_2_threads(use_tiny: Path, natural
     assert unpack_params(PARAMS_SCHEMA, params.payload)["scale"] == 2
     one, two = under_thread_counts(lambda: decode(data).image)
     assert _digest(one) == _digest(two)
+
+
+def test_lic_msssim_is_its_own_profile_with_its_own_weights(natural_image: np.ndarray) -> None:
+    """The shipped MS-SSIM weights: a file of profile id 17 that meets the budget, decodes, and is not
+    what `lic` writes (other weights, other config hash)."""
+    from semcodec.image.learned.weights import weights_folder
+
+    if not (weights_folder("lic-msssim") / "model.safetensors").is_file():
+        pytest.skip("lic-msssim weights not installed")
+    h, w = natural_image.shape[:2]
+    budget = target_bytes(0.5, w, h)  # a 128×96 test image: the container header alone is ~40 bytes
+    ms = compress(natural_image, bpp=0.5, profile="lic-msssim")
+    plain = compress(natural_image, bpp=0.5, profile="lic")
+    head_ms, head_plain = parse_container(ms), parse_container(plain)
+    assert (head_ms.profile_id, head_plain.profile_id) == (17, 16)
+    assert head_ms.config_hash != head_plain.config_hash and len(ms) <= budget
+    assert decode(ms).image.shape == natural_image.shape
