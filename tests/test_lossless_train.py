@@ -92,7 +92,8 @@ def test_warm_start_grows_model_and_downsampled_data(tmp_path: Path):
 
     from lossless_tiny import TINY_GPT2, tiny_model_dir
     from semcodec.lossless.model import ResidualLM
-    from semcodec.train.lossless import init_from, load_training_image
+    from semcodec.train.data import load_training_image
+    from semcodec.train.lossless import init_from
 
     src_dir = tiny_model_dir(tmp_path / "src", checkerboard=False)
     src = load_model(src_dir)

@@ -16,18 +16,30 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+#: what the trainers read from a data folder (every trainer lists folders with :func:`image_files`)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
 
 def image_files(folders: str | Path | list[str | Path]) -> list[Path]:
     """Sorted image files of one folder or several (a list keeps its order)."""
     folders = folders if isinstance(folders, list) else [folders]
-    return [p for d in folders for p in sorted(Path(d).iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    return [p for d in folders for p in sorted(Path(d).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
-def _load(path: Path, downsample: int) -> Tensor:
+def load_training_image(path: Path, downsample: int = 1) -> np.ndarray:
+    """RGB uint8; ``downsample`` > 1 box-filters (PIL ``reduce``) away most of the JPEG artefacts.
+
+    BSDS500 and ImageNet images are JPEGs (4:2:0 chroma, DCT-quantised blocks); averaging 2×2 blocks
+    leaves clean, camera-like pixel statistics, closer to the photos the codecs are used on.
+    """
     img = Image.open(path).convert("RGB")
     if downsample > 1:
         img = img.reduce(downsample)
-    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
+    return np.asarray(img)
+
+
+def _load(path: Path, downsample: int) -> Tensor:
+    return torch.from_numpy(load_training_image(path, downsample).copy()).permute(2, 0, 1)
 
 
 class CropSampler:

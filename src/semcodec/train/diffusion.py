@@ -18,8 +18,6 @@ from PIL import Image
 
 from ..generative.components.sampling import pad_to_multiple
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
 
 def start_run(args: argparse.Namespace, **tiny_kwargs: Any) -> tuple[random.Random, Path, str]:
     """Seed torch and a data RNG, pin threads, build the tiny SD if asked: ``(rng, out, model source)``."""
@@ -48,10 +46,6 @@ def read_captions(path: str | None) -> dict[str, str]:
                 k, v = line.split("\t", 1)
                 captions[k] = v
     return captions
-
-
-def image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def crop_at(path: Path, size: int, fy: float, fx: float) -> np.ndarray:

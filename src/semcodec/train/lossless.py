@@ -28,13 +28,10 @@ from PIL import Image
 from ..lossless.base_codec import encode_base
 from ..lossless.model import LosslessConfig, ResidualLM, parameter_count, save_model
 from .args import lossless_arguments
+from .data import image_files, load_training_image
 from .loop import TrainLoop, warmup_cosine
 
 MARGIN = 8
-
-
-def _list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
 
 def _large_enough(images: list[Path], side: int, downsample: int) -> list[Path]:
@@ -45,18 +42,6 @@ def _large_enough(images: list[Path], side: int, downsample: int) -> list[Path]:
             if min(img.size) // downsample >= side:
                 keep.append(f)
     return keep
-
-
-def load_training_image(path: Path, downsample: int = 1) -> np.ndarray:
-    """RGB uint8; ``downsample`` > 1 box-filters (PIL ``reduce``) away most of the JPEG artefacts.
-
-    BSDS500 images are JPEGs (4:2:0 chroma, DCT-quantised blocks); averaging 2×2 blocks leaves
-    clean, camera-like pixel statistics, closer to the lossless photos the codec is used on.
-    """
-    img = Image.open(path).convert("RGB")
-    if downsample > 1:
-        img = img.reduce(downsample)
-    return np.asarray(img)
 
 
 def build_cache(images: list[Path], cfg: LosslessConfig, cache: Path, desc: str,
@@ -167,10 +152,10 @@ def _config(args: argparse.Namespace, ckpt: Path) -> LosslessConfig:
 
 def _images(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
     data = Path(args.data)
-    train = [f for s in args.train_splits.split(",") for f in _list_images(data / s)]
-    train += [f for d in filter(None, args.train_dirs.split(",")) for f in _list_images(Path(d))]
+    train = [f for s in args.train_splits.split(",") for f in image_files(data / s)]
+    train += [f for d in filter(None, args.train_dirs.split(",")) for f in image_files(Path(d))]
     train = _large_enough(train, args.crop, args.downsample)[: args.max_images or None]
-    return train, _list_images(data / "val")[: args.val_images]
+    return train, image_files(data / "val")[: args.val_images]
 
 
 def train(args: argparse.Namespace) -> Path:

@@ -34,13 +34,13 @@ from ..generative.perco.head import PercoHead
 from ..generative.perco.rates import rate_point
 from ..generative.perco.unet import expand_unet_inputs
 from .args import perco_arguments
+from .data import image_files
 from .diffusion import (
     Accumulator,
     CropBatches,
     crop_size,
     diffusion_loop,
     diffusion_target,
-    image_files,
     read_captions,
     start_run,
 )

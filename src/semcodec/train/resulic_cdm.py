@@ -50,12 +50,12 @@ from ..generative.resulic.scheduler import (
     start_step_for_distortion,
 )
 from .args import resulic_cdm_arguments
+from .data import image_files
 from .diffusion import (
     Accumulator,
     CropBatches,
     crop_size,
     diffusion_loop,
-    image_files,
     read_captions,
     start_run,
 )
