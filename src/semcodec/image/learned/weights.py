@@ -25,8 +25,6 @@ WEIGHT_SETS: dict[str, tuple[str, str]] = {
     "lic": ("lic", "SEMCODEC_LIC_WEIGHTS"),
     "lic-msssim": ("lic_msssim", "SEMCODEC_LIC_MSSSIM_WEIGHTS"),
 }
-DEFAULT_WEIGHTS = PACKAGE_WEIGHTS / "lic"
-WEIGHTS_ENV = "SEMCODEC_LIC_WEIGHTS"
 
 
 def weights_folder(kind: str = "lic") -> Path:
