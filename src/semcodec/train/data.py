@@ -46,18 +46,14 @@ class CropSampler:
     """Random (flipped) crops; images smaller than a requested crop are skipped for that crop size."""
 
     def __init__(self, folder: str | Path | list[str | Path], crop: int, captions: str | Path | None = None,
-                 seed: int = 0, limit: int | None = None, downsample: int = 1, min_side: int | None = None) -> None:
+                 seed: int = 0, limit: int | None = None, downsample: int = 1) -> None:
         files = image_files(folder)
         if limit:
             files = files[:limit]
         if not files:
             raise FileNotFoundError(f"no training images in {folder}")
-        images = [(p.stem, _load(p, downsample)) for p in files]
-        images = [(s, im) for s, im in images if min(im.shape[1:]) >= (min_side or 0)]
-        if not images:
-            raise ValueError(f"no image in {folder} has both sides >= {min_side} after downsampling ×{downsample}")
-        self.stems = [s for s, _ in images]
-        self.images = [im for _, im in images]
+        self.stems = [p.stem for p in files]
+        self.images = [_load(p, downsample) for p in files]
         if crop > max(min(im.shape[1:]) for im in self.images):
             raise ValueError(f"crop {crop} is larger than every image's smaller side")
         self.crop = crop

@@ -69,13 +69,12 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     kappa = loss_fn.kappa
     folders = [data / split for split in args.train_splits.split(",") if split]
     folders += [Path(d) for d in args.train_dirs.split(",") if d]
-    min_side = min(args.crop, args.crop_per_scale * min(s for s in scales if s > 1)) if max(scales) > 1 else None
-    train_set = CropSampler(folders, args.crop, args.captions, seed=args.seed, limit=args.limit, min_side=min_side)
+    train_set = CropSampler(folders, args.crop, args.captions, seed=args.seed, limit=args.limit)
     # full-resolution crops come from box-downsampled copies (no JPEG artefacts to learn); same rng stream
     s1_set = train_set
     if 1 in scales and args.s1_downsample > 1:
         s1_set = CropSampler(folders, args.crop_per_scale, args.captions, limit=args.limit,
-                             downsample=args.s1_downsample, min_side=args.crop_per_scale)
+                             downsample=args.s1_downsample)
         s1_set.rng = train_set.rng
     val_set = CropSampler(data / "val", args.crop, args.captions, seed=args.seed + 1, limit=args.limit) \
         if (data / "val").is_dir() else None
