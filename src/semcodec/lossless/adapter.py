@@ -86,10 +86,11 @@ class HeadAdapter:
         return cls(**out)
 
 
-def fit_adapter(model: ResidualLM, h: torch.Tensor, r: torch.Tensor, x: torch.Tensor, xl: torch.Tensor, steps: int,
-                batch: int = 16384, lr: float = 0.05, seed: int = 0,
+def fit_adapter(model: ResidualLM, h: torch.Tensor, r: torch.Tensor, x: torch.Tensor, xl: torch.Tensor,
+                nb: torch.Tensor, steps: int, batch: int = 16384, lr: float = 0.05, seed: int = 0,
                 on_step: Callable[[], object] | None = None) -> HeadAdapter:
-    """Fit the adapter on tokens ``h`` (M, d) with residuals/pixels/bases ``r, x, xl`` (M, 3).
+    """Fit the adapter on tokens ``h`` (M, d) with residuals/pixels/bases ``r, x, xl`` (M, 3) and
+    neighbour residuals ``nb`` (M, n_nbr, 3).
 
     Adam on the teacher-forced cross-entropy of random token batches (seeded, so the encoder is
     reproducible); the returned adapter is already quantised to the coding grid.
@@ -111,9 +112,8 @@ def fit_adapter(model: ResidualLM, h: torch.Tensor, r: torch.Tensor, x: torch.Te
                 for g in opt.param_groups:  # cosine decay: the last steps settle near the grid values
                     g["lr"] = lr * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * it / steps)).item())
                 idx = torch.randint(0, h.shape[0], (min(batch, h.shape[0]),), generator=gen)
-                hb, rb, xb, xlb = h[idx], r[idx], x[idx], xl[idx]
-                loss = sum(gmm_bits(*head(hb, c, rb[:, 0] if c else None, rb[:, 1] if c == 2 else None, ad),
-                                    xb[:, c], xlb[:, c]).mean() for c in range(3))
+                hb, rb, xb, xlb, nbb = h[idx], r[idx], x[idx], xl[idx], nb[idx]
+                loss = sum(gmm_bits(*head(hb, c, rb, ad, nbb), xb[:, c], xlb[:, c]).mean() for c in range(3))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

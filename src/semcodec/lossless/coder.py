@@ -44,7 +44,7 @@ from ..kv_cache import forward_with_cache
 from ..progress import bar as progress_bar
 from .adapter import HeadAdapter, fit_adapter
 from .mixture import integer_pmf, quantise_params
-from .model import OFFSETS, UNAVAILABLE, ResidualLM
+from .model import OFFSETS, UNAVAILABLE, ResidualLM, neighbour_residuals
 
 VERSION_PLAIN, VERSION_ADAPTED = 1, 2  # patch-local coding order (models without checkerboard)
 VERSION_CB_PLAIN, VERSION_CB_ADAPTED = 3, 4  # two-phase checkerboard order
@@ -117,13 +117,15 @@ class PatchStepper:
         nb = self.model.n_nbr
         nbr = torch.stack([self.codes[y + dy, x + dx] for dy, dx in OFFSETS[:nb]], 1)  # (n_sel, nb, 3)
         nbr = torch.where(self.avail[i, j].view(1, nb, 1), nbr, torch.full((), UNAVAILABLE, dtype=torch.long))
+        self.nb = neighbour_residuals(nbr)  # read by params() for the same pixel
         e = self.model.embed(self.g[s, i, j], self.xl[s, i, j], nbr, self.q[s])[:, None]
         out, self.cache = forward_with_cache(self.model.backbone, self.cache, inputs_embeds=e)
         return out.last_hidden_state[:, 0]
 
-    def params(self, h: torch.Tensor, c: int, r: torch.Tensor, adapter: HeadAdapter | None) -> torch.Tensor:
-        return quantise_params(*self.model.head(h, c, r[:, 0] if c else None, r[:, 1] if c == 2 else None,
-                                                adapter))
+    def params(self, h: torch.Tensor, c: int, r: torch.Tensor, nb: torch.Tensor,
+               adapter: HeadAdapter | None) -> torch.Tensor:
+        """Quantised mixture parameters of channel ``c``: states ``h``, own residuals ``r``, neighbours ``nb``."""
+        return quantise_params(*self.model.head(h, c, r, adapter, nb))
 
     def record(self, t: int, r: torch.Tensor) -> None:
         """Store the residuals (n_sel, 3) of pixel t of the current phase's patches."""
@@ -147,27 +149,29 @@ def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: i
         runs = []  # per phase: (patch indices, backbone states per step, residuals per step)
         for ph in st.phases():
             sel = st.begin(ph)
-            hs, rs = [], []
+            hs, rs, ns = [], [], []
             for t in range(L):
                 i, j = divmod(t, st.p)
                 hs.append(st.step(t))
+                ns.append(st.nb)
                 rs.append(xs[sel, i, j] - st.xl[sel, i, j])
                 st.record(t, rs[-1])
                 bar.update()
-            runs.append((sel, hs, rs))
+            runs.append((sel, hs, rs, ns))
         adapter = None
         if adapt_steps > 0:  # token t of a patch is pixel divmod(t, p)
-            hh, rr, xx, ll = [], [], [], []
-            for sel, hs, rs in runs:
+            hh, rr, xx, ll, nn = [], [], [], [], []
+            for sel, hs, rs, ns in runs:
                 m = st.valid[sel].reshape(len(sel), -1)
                 hh.append(torch.stack(hs, 1)[m])
                 rr.append(torch.stack(rs, 1)[m])
+                nn.append(torch.stack(ns, 1)[m])
                 xx.append(xs[sel].reshape(len(sel), -1, 3)[m])
                 ll.append(st.xl[sel].reshape(len(sel), -1, 3)[m])
-            adapter = fit_adapter(model, *(torch.cat(v) for v in (hh, rr, xx, ll)), adapt_steps,
+            adapter = fit_adapter(model, *(torch.cat(v) for v in (hh, rr, xx, ll, nn)), adapt_steps,
                                   on_step=bar.update)
         coder = AnsEncoder()
-        for sel, hs, rs in reversed(runs):  # ANS is a stack: push in reverse decoding order
+        for sel, hs, rs, ns in reversed(runs):  # ANS is a stack: push in reverse decoding order
             for t in reversed(range(L)):
                 bar.update()
                 i, j = divmod(t, st.p)
@@ -175,7 +179,7 @@ def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: i
                 if not bool(m.any()):
                     continue
                 for c in (2, 1, 0):
-                    q = st.params(hs[t], c, rs[t], adapter)
+                    q = st.params(hs[t], c, rs[t], ns[t], adapter)
                     pmf = integer_pmf(q[m], st.xl[sel[m], i, j, c]).numpy()
                     coder.encode_reverse(xs[sel[m], i, j, c].to(torch.int32).numpy(), pmf)
         bar.close()
@@ -230,7 +234,7 @@ def decode_residual(model: ResidualLM, xl: np.ndarray, quality: int, payload: by
                 m = st.valid[sel, i, j]
                 r = torch.zeros(len(sel), 3, dtype=torch.long)
                 for c in range(3):
-                    q = st.params(hid, c, r, adapter)
+                    q = st.params(hid, c, r, st.nb, adapter)
                     if bool(m.any()):
                         pmf = integer_pmf(q[m], st.xl[sel[m], i, j, c]).numpy()
                         try:
