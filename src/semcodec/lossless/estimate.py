@@ -84,7 +84,7 @@ def estimate(model: ResidualLM, x: np.ndarray, quality: int, adapt_steps: int, c
     p = model.cfg.patch
     x = np.ascontiguousarray(x[: x.shape[0] // p * p, : x.shape[1] // p * p])
     base, xl = encode_base(x, codec, quality)
-    t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].contiguous()  # noqa: E731
+    t = lambda a: torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].contiguous()  # noqa: E731 (a copy: the base may be read-only)
     with fixed_threads(1), torch.no_grad():
         h, xs, xls, r, nb = model.teacher_forced(t(x), t(xl), torch.tensor([model.quality_index(quality)]))
         out = {"quality": quality, "base_bpsp": round(8 * len(base) / x.size, 4),
