@@ -220,45 +220,49 @@ def test_tiled_quality_estimate_tracks_whole_image(model_dir, monkeypatch):
     assert tiled != whole and abs(tiled - whole) < 0.05 * whole
 
 
-def test_spatial_shift_codes_exactly_and_follows_the_model(tmp_path):
-    """``spatial_shift``: the coder reads the same neighbour residuals as training (size tracks the
-    teacher-forced bits), decoding is exact with and without the adapter, and the shift matters."""
-    model = load_tiny(tiny_model_dir(tmp_path, spatial_shift=True))
-    assert model.head.n_spatial == model.n_nbr == 6
-    x = small_image(32, 32, seed=7)
+def test_low_rank_adapter_stream_decodes_and_is_used(model_dir, monkeypatch):
+    """Version 5: the adapter's low-rank form is stored, the decoder applies it, and it is kept only
+    when the estimate says it pays (on a tiny image its ~400 bytes never do)."""
+    import semcodec.lossless.coder as coder
+
+    model = load_tiny(model_dir)
+    x = small_image(32, 32, seed=5)
     _, xl = encode_base(x, "heif", 50)
-    payload = encode_residual(model, x, xl, 50, adapt_steps=0)
-    bits = _model_bits(model, x, xl)
-    coded = 8 * (len(payload) - 5)
+    assert encode_residual(model, x, xl, 50, adapt_steps=20, adapter_rank=2)[0] == VERSION_CB_ADAPTED
+    monkeypatch.setattr(coder, "adapter_cost", lambda model, *tokens: -float(tokens[-1].rank))
+    payload = encode_residual(model, x, xl, 50, adapt_steps=20, adapter_rank=2)
+    assert payload[0] == coder.VERSION_CB_LOW_RANK
+    alen = int.from_bytes(payload[5:7], "big")
+    adapter = HeadAdapter.from_bytes(payload[7 : 7 + alen], model.d, model.head.k, low_rank=True)
+    assert adapter.rank == 2 and bool(adapter.u.abs().sum() > 0)
+    coded = 8 * (len(payload) - 7 - alen)
+    bits = _model_bits(model, x, xl, adapter)
     assert 0.9 * bits < coded < 1.1 * bits + 64, (coded, bits)
+    assert abs(bits - _model_bits(model, x, xl, HeadAdapter(*adapter.tensors()[:4]))) > 0.5
     assert np.array_equal(decode_residual(model, xl, 50, payload), x)
-    adapted = encode_residual(model, x, xl, 50, adapt_steps=20)
-    assert np.array_equal(decode_residual(model, xl, 50, adapted), x)
-    with torch.no_grad():
-        model.head.spatial.weight.zero_()
-        model.head.spatial.bias.zero_()
-    assert abs(_model_bits(model, x, xl) - bits) > 1.0
+    with pytest.raises(FormatError, match="rank"):
+        HeadAdapter.from_bytes(b"\x00" + payload[8 : 7 + alen], model.d, model.head.k, low_rank=True)
+    with pytest.raises(FormatError, match="wrong size"):
+        HeadAdapter.from_bytes(bytes([3]) + payload[8 : 7 + alen], model.d, model.head.k, low_rank=True)
 
 
-def test_spatial_shift_adds_neighbour_weighted_means():
-    """μ_k of channel c gains Σ_n a_{c,k,n}(h)·r_n[c], written out here with explicit loops."""
+def test_low_rank_adapter_updates_the_first_layer():
+    """a = GELU(W1 z' + U (Vᵀ z') + b1 + b1[c]), written out against the head with W1 replaced by W1 + U Vᵀ."""
+    import copy
+
     from semcodec.lossless.model import ChannelHead
 
-    torch.manual_seed(0)
-    k, n, d = 3, 4, 8
-    head = ChannelHead(d, k, spatial_neighbours=n)
-    with torch.no_grad():
-        head.spatial.weight.normal_()
-    plain = ChannelHead(d, k)
-    plain.load_state_dict({key: v for key, v in head.state_dict().items() if not key.startswith("spatial")})
-    h = torch.randn(5, d)
-    r = torch.randint(-9, 10, (5, 3))
-    nb = torch.randint(-9, 10, (5, n, 3)).float()
-    a = head.spatial(h)
+    torch.manual_seed(1)
+    d, k, rank = 8, 3, 2
+    head = ChannelHead(d, k)
+    ad = HeadAdapter.zeros(d, k, rank=rank)
+    for t in ad.tensors():
+        t.normal_(0, 0.2)
+    h, r = torch.randn(6, d), torch.randint(-5, 6, (6, 3))
     for c in range(3):
-        mu = head(h, c, r, nb=nb)[1]
-        mu0 = plain(h, c, r)[1]
-        for t in range(5):
-            for comp in range(k):
-                ref = mu0[t, comp] + sum(a[t, (c * k + comp) * n + j] * nb[t, j, c] for j in range(n))
-                assert torch.isclose(mu[t, comp], ref, atol=1e-5)
+        merged = copy.deepcopy(head)
+        with torch.no_grad():
+            merged.mlps[c][0].weight += ad.u[c] @ ad.v[c].T
+        bias_only = HeadAdapter(*ad.tensors()[:4])
+        for got, want in zip(head(h, c, r, ad), merged(h, c, r, bias_only), strict=True):
+            assert torch.allclose(got, want, atol=1e-5)

@@ -24,7 +24,9 @@ version 2: ``[2][CRC32][adapter length, 2 bytes BE][adapter (zlib int8)][ANS wor
 Versions 3 and 4 are laid out like 1 and 2 but coded in the checkerboard order (a model with
 ``checkerboard``: first every patch with (row + column) even, then the others, which see their
 decoded neighbours across the patch borders); a stream whose order does not match the weights'
-is a :class:`~semcodec.errors.FormatError`.
+is a :class:`~semcodec.errors.FormatError`. Version 5 is version 4 with the adapter in its low-rank
+form (:class:`~.adapter.HeadAdapter`, its first byte is the rank); the encoder writes it only when
+the estimated residual bits plus the larger adapter come out smaller than with the bias form.
 The CRC makes any corruption a :class:`~semcodec.errors.FormatError` instead of a wrong image.
 """
 
@@ -42,12 +44,13 @@ from ..entropy.words import ANS_WORDS
 from ..errors import FormatError
 from ..kv_cache import forward_with_cache
 from ..progress import bar as progress_bar
-from .adapter import HeadAdapter, fit_adapter
+from .adapter import HeadAdapter, adapter_cost, fit_adapter
 from .mixture import integer_pmf, quantise_params
-from .model import OFFSETS, UNAVAILABLE, ResidualLM, neighbour_residuals
+from .model import OFFSETS, UNAVAILABLE, ResidualLM
 
 VERSION_PLAIN, VERSION_ADAPTED = 1, 2  # patch-local coding order (models without checkerboard)
 VERSION_CB_PLAIN, VERSION_CB_ADAPTED = 3, 4  # two-phase checkerboard order
+VERSION_CB_LOW_RANK = 5  # checkerboard order, adapter in its low-rank form
 
 
 def stream_versions(model: ResidualLM) -> tuple[int, int]:
@@ -55,6 +58,8 @@ def stream_versions(model: ResidualLM) -> tuple[int, int]:
     return (VERSION_CB_PLAIN, VERSION_CB_ADAPTED) if model.cfg.checkerboard else (VERSION_PLAIN, VERSION_ADAPTED)
 
 DEFAULT_ADAPT_STEPS = 200  # Adam steps of the per-image head adapter (0: trained head as it is)
+DEFAULT_ADAPTER_RANK = 4  # rank of the adapter's low-rank form tried after the bias form (0: never)
+LOW_RANK_LR = 0.02  # its fit continues from the fitted bias form, hence a smaller step than from zero
 
 class PatchStepper:
     """State of one image being coded: conv features, base pixels, decoded residuals, KV cache.
@@ -117,15 +122,13 @@ class PatchStepper:
         nb = self.model.n_nbr
         nbr = torch.stack([self.codes[y + dy, x + dx] for dy, dx in OFFSETS[:nb]], 1)  # (n_sel, nb, 3)
         nbr = torch.where(self.avail[i, j].view(1, nb, 1), nbr, torch.full((), UNAVAILABLE, dtype=torch.long))
-        self.nb = neighbour_residuals(nbr)  # read by params() for the same pixel
         e = self.model.embed(self.g[s, i, j], self.xl[s, i, j], nbr, self.q[s])[:, None]
         out, self.cache = forward_with_cache(self.model.backbone, self.cache, inputs_embeds=e)
         return out.last_hidden_state[:, 0]
 
-    def params(self, h: torch.Tensor, c: int, r: torch.Tensor, nb: torch.Tensor,
-               adapter: HeadAdapter | None) -> torch.Tensor:
-        """Quantised mixture parameters of channel ``c``: states ``h``, own residuals ``r``, neighbours ``nb``."""
-        return quantise_params(*self.model.head(h, c, r, adapter, nb))
+    def params(self, h: torch.Tensor, c: int, r: torch.Tensor, adapter: HeadAdapter | None) -> torch.Tensor:
+        """Quantised mixture parameters of channel ``c`` from states ``h`` and the pixel's residuals ``r``."""
+        return quantise_params(*self.model.head(h, c, r, adapter))
 
     def record(self, t: int, r: torch.Tensor) -> None:
         """Store the residuals (n_sel, 3) of pixel t of the current phase's patches."""
@@ -138,40 +141,48 @@ def image_crc(x: np.ndarray) -> int:
 
 
 def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: int,
-                    adapt_steps: int = DEFAULT_ADAPT_STEPS) -> bytes:
-    """Code H×W×3 uint8 ``x`` given its base ``xl``; returns the RESIDUAL stream payload."""
+                    adapt_steps: int = DEFAULT_ADAPT_STEPS, adapter_rank: int = DEFAULT_ADAPTER_RANK) -> bytes:
+    """Code H×W×3 uint8 ``x`` given its base ``xl``; returns the RESIDUAL stream payload.
+
+    ``adapter_rank`` > 0 (with ``adapt_steps`` > 0 and a checkerboard model): after the bias-form
+    adapter, a low-rank form is fitted from it and kept when its estimated total is smaller.
+    """
+    low_rank = adapt_steps > 0 and adapter_rank > 0 and model.cfg.checkerboard
     with fixed_threads(1), torch.no_grad():
         st = PatchStepper(model, xl, quality)
         xs = st.pad_image(x)
         L = st.p * st.p
         n_steps = len(st.phases()) * L
-        bar = progress_bar(2 * n_steps + max(adapt_steps, 0), "lossless encode")
+        bar = progress_bar(2 * n_steps + max(adapt_steps, 0) * (2 if low_rank else 1), "lossless encode")
         runs = []  # per phase: (patch indices, backbone states per step, residuals per step)
         for ph in st.phases():
             sel = st.begin(ph)
-            hs, rs, ns = [], [], []
+            hs, rs = [], []
             for t in range(L):
                 i, j = divmod(t, st.p)
                 hs.append(st.step(t))
-                ns.append(st.nb)
                 rs.append(xs[sel, i, j] - st.xl[sel, i, j])
                 st.record(t, rs[-1])
                 bar.update()
-            runs.append((sel, hs, rs, ns))
+            runs.append((sel, hs, rs))
         adapter = None
         if adapt_steps > 0:  # token t of a patch is pixel divmod(t, p)
-            hh, rr, xx, ll, nn = [], [], [], [], []
-            for sel, hs, rs, ns in runs:
+            hh, rr, xx, ll = [], [], [], []
+            for sel, hs, rs in runs:
                 m = st.valid[sel].reshape(len(sel), -1)
                 hh.append(torch.stack(hs, 1)[m])
                 rr.append(torch.stack(rs, 1)[m])
-                nn.append(torch.stack(ns, 1)[m])
                 xx.append(xs[sel].reshape(len(sel), -1, 3)[m])
                 ll.append(st.xl[sel].reshape(len(sel), -1, 3)[m])
-            adapter = fit_adapter(model, *(torch.cat(v) for v in (hh, rr, xx, ll, nn)), adapt_steps,
-                                  on_step=bar.update)
+            tokens = [torch.cat(v) for v in (hh, rr, xx, ll)]
+            adapter = fit_adapter(model, *tokens, adapt_steps, on_step=bar.update)
+            if low_rank:
+                wide = fit_adapter(model, *tokens, adapt_steps, lr=LOW_RANK_LR, on_step=bar.update,
+                                   start=adapter.with_rank(adapter_rank))
+                if adapter_cost(model, *tokens, wide) < adapter_cost(model, *tokens, adapter):
+                    adapter = wide
         coder = AnsEncoder()
-        for sel, hs, rs, ns in reversed(runs):  # ANS is a stack: push in reverse decoding order
+        for sel, hs, rs in reversed(runs):  # ANS is a stack: push in reverse decoding order
             for t in reversed(range(L)):
                 bar.update()
                 i, j = divmod(t, st.p)
@@ -179,7 +190,7 @@ def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: i
                 if not bool(m.any()):
                     continue
                 for c in (2, 1, 0):
-                    q = st.params(hs[t], c, rs[t], ns[t], adapter)
+                    q = st.params(hs[t], c, rs[t], adapter)
                     pmf = integer_pmf(q[m], st.xl[sel[m], i, j, c]).numpy()
                     coder.encode_reverse(xs[sel[m], i, j, c].to(torch.int32).numpy(), pmf)
         bar.close()
@@ -189,28 +200,32 @@ def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: i
     if adapter is None:
         return bytes([plain]) + crc + words
     ad = adapter.to_bytes()
-    return bytes([adapted]) + crc + struct.pack(">H", len(ad)) + ad + words
+    version = VERSION_CB_LOW_RANK if adapter.rank else adapted
+    return bytes([version]) + crc + struct.pack(">H", len(ad)) + ad + words
 
 
 def decode_residual(model: ResidualLM, xl: np.ndarray, quality: int, payload: bytes) -> np.ndarray:
     """Inverse of :func:`encode_residual`; raises FormatError on any inconsistency."""
     h, w = xl.shape[:2]
     plain, adapted = stream_versions(model)
-    if len(payload) < 5 or payload[0] not in (VERSION_PLAIN, VERSION_ADAPTED, VERSION_CB_PLAIN, VERSION_CB_ADAPTED):
+    known = (VERSION_PLAIN, VERSION_ADAPTED, VERSION_CB_PLAIN, VERSION_CB_ADAPTED, VERSION_CB_LOW_RANK)
+    if len(payload) < 5 or payload[0] not in known:
         raise FormatError("lossless: malformed residual stream header")
-    if payload[0] not in (plain, adapted):
+    ours = (plain, adapted, VERSION_CB_LOW_RANK) if model.cfg.checkerboard else (plain, adapted)
+    if payload[0] not in ours:
         raise FormatError(f"lossless: residual stream version {payload[0]} was written by a model with another"
                           f" coding order than these weights ({plain}/{adapted}); decode it with the weights it was"
                           " made with")
     (crc,) = struct.unpack(">I", payload[1:5])
     start, adapter = 5, None
-    if payload[0] == adapted:
+    if payload[0] in (adapted, VERSION_CB_LOW_RANK):
         if len(payload) < 7:
             raise FormatError("lossless: residual stream too short for its adapter")
         (alen,) = struct.unpack(">H", payload[5:7])
         if len(payload) < 7 + alen:
             raise FormatError("lossless: residual stream too short for its adapter")
-        adapter = HeadAdapter.from_bytes(payload[7 : 7 + alen], model.d, model.head.k)
+        adapter = HeadAdapter.from_bytes(payload[7 : 7 + alen], model.d, model.head.k,
+                                         low_rank=payload[0] == VERSION_CB_LOW_RANK)
         start = 7 + alen
     if (len(payload) - start) % 4:
         raise FormatError("lossless: malformed residual stream (not whole 32-bit words)")
@@ -234,7 +249,7 @@ def decode_residual(model: ResidualLM, xl: np.ndarray, quality: int, payload: by
                 m = st.valid[sel, i, j]
                 r = torch.zeros(len(sel), 3, dtype=torch.long)
                 for c in range(3):
-                    q = st.params(hid, c, r, st.nb, adapter)
+                    q = st.params(hid, c, r, adapter)
                     if bool(m.any()):
                         pmf = integer_pmf(q[m], st.xl[sel[m], i, j, c]).numpy()
                         try:

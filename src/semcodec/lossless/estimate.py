@@ -27,8 +27,8 @@ from .model import ResidualLM, load_model
 
 
 def _bits(model: ResidualLM, h: torch.Tensor, xs: torch.Tensor, xls: torch.Tensor, r: torch.Tensor,
-          nb: torch.Tensor, adapter=None) -> torch.Tensor:
-    return torch.stack([gmm_bits(*model.head(h, c, r, adapter, nb), xs[..., c], xls[..., c]) for c in range(3)], -1)
+          adapter=None) -> torch.Tensor:
+    return torch.stack([gmm_bits(*model.head(h, c, r, adapter), xs[..., c], xls[..., c]) for c in range(3)], -1)
 
 
 def _summary(bits: torch.Tensor, p: int, extra_bits: float = 0.0) -> dict:
@@ -84,17 +84,18 @@ def estimate(model: ResidualLM, x: np.ndarray, quality: int, adapt_steps: int, c
     p = model.cfg.patch
     x = np.ascontiguousarray(x[: x.shape[0] // p * p, : x.shape[1] // p * p])
     base, xl = encode_base(x, codec, quality)
-    t = lambda a: torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].contiguous()  # noqa: E731 (a copy: the base may be read-only)
+    # np.array copies: the decoded base may be a read-only buffer
+    t = lambda a: torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].contiguous()  # noqa: E731
     with fixed_threads(1), torch.no_grad():
-        h, xs, xls, r, nb = model.teacher_forced(t(x), t(xl), torch.tensor([model.quality_index(quality)]))
+        h, xs, xls, r = model.teacher_forced(t(x), t(xl), torch.tensor([model.quality_index(quality)]))
         out = {"quality": quality, "base_bpsp": round(8 * len(base) / x.size, 4),
-               "residual": _summary(_bits(model, h, xs, xls, r, nb), p)}
+               "residual": _summary(_bits(model, h, xs, xls, r), p)}
         if adapt_steps > 0:
             d = h.shape[-1]
             ad = fit_adapter(model, h.reshape(-1, d), r.reshape(-1, 3), xs.reshape(-1, 3), xls.reshape(-1, 3),
-                             nb.reshape(-1, model.n_nbr, 3), adapt_steps)
+                             adapt_steps)
             nbytes = len(ad.to_bytes())
-            out["adapted"] = _summary(_bits(model, h, xs, xls, r, nb, ad), p, 8.0 * nbytes)
+            out["adapted"] = _summary(_bits(model, h, xs, xls, r, ad), p, 8.0 * nbytes)
             out["adapter_bytes"] = nbytes
     best = out.get("adapted", out["residual"])["bpsp"]
     out["total_bpsp"] = round(out["base_bpsp"] + best, 4)

@@ -66,11 +66,6 @@ def neighbour_availability(p: int, n_nbr: int, phase: int) -> torch.Tensor:
     return t
 
 
-def neighbour_residuals(nbr: torch.Tensor) -> torch.Tensor:
-    """Neighbour residual codes -> residuals in pixel units (float32), 0 where unavailable."""
-    return torch.where(nbr != UNAVAILABLE, nbr - 255, 0).float()
-
-
 @dataclass
 class LosslessConfig:
     patch: int = 8
@@ -91,9 +86,6 @@ class LosslessConfig:
     # two-phase checkerboard of patches: the second phase sees the first phase's residuals across
     # patch borders (right and down neighbours too); False = every patch sees only itself (version 1)
     checkerboard: bool = True
-    # per-token linear prediction of the mixture means from the neighbours' residuals of the same channel
-    # (coefficients computed from h): gives the small transformer an LMS-like spatial predictor directly
-    spatial_shift: bool = False
 
     @property
     def neighbours(self) -> int:
@@ -153,14 +145,9 @@ class GlobalEmbedding(nn.Module):
 class ChannelHead(nn.Module):
     """h_t -> mixture parameters of R, of G given r_R, of B given (r_R, r_G)."""
 
-    def __init__(self, d: int, k: int, spatial_neighbours: int = 0) -> None:
+    def __init__(self, d: int, k: int) -> None:
         super().__init__()
         self.k = k
-        self.n_spatial = spatial_neighbours
-        if spatial_neighbours:  # zero start: a warm-started model first predicts exactly as before
-            self.spatial = nn.Linear(d, 3 * k * spatial_neighbours)
-            nn.init.zeros_(self.spatial.weight)
-            nn.init.zeros_(self.spatial.bias)
         self.cond = nn.Embedding(3 * 512, d)  # [r_R for G | r_R for B | r_G for B]
         self.cond_lin = nn.Linear(3, d)
         self.mlps = nn.ModuleList(
@@ -169,13 +156,11 @@ class ChannelHead(nn.Module):
         self.shift = nn.Linear(d, 3 * k)  # per-component linear mean shifts (CALIC-like inter-channel)
 
     def forward(self, h: torch.Tensor, c: int, r: torch.Tensor | None = None, adapter: HeadAdapter | None = None,
-                nb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Mixture parameters of channel ``c`` of the tokens ``h`` (..., d).
 
         ``r`` (..., 3): the token's own residuals (only the channels before ``c`` are read);
-        ``adapter`` (see :mod:`.adapter`) shifts the parameters per image; ``nb`` (..., n_nbr, 3): the
-        neighbours' residuals in pixel units, 0 where unavailable (:func:`neighbour_residuals`), read
-        by the spatial mean shift when the config has one.
+        ``adapter`` (see :mod:`.adapter`) adjusts the head per image.
         """
         r_r = r[..., 0] if c >= 1 else None
         r_g = r[..., 1] if c == 2 else None
@@ -197,11 +182,12 @@ class ChannelHead(nn.Module):
             out = self.mlps[c](z)
         else:
             lin1, act, lin2 = self.mlps[c]
-            out = lin2(act(lin1(z * (1 + adapter.fs[c])) + adapter.b1[c])) + adapter.b2[c]
+            zf = z * (1 + adapter.fs[c])
+            pre = lin1(zf) + adapter.b1[c]
+            if adapter.u is not None and adapter.v is not None:
+                pre = pre + (zf @ adapter.v[c]) @ adapter.u[c].T
+            out = lin2(act(pre)) + adapter.b2[c]
         logits, mu, log_sigma = out[..., :k], out[..., k : 2 * k], out[..., 2 * k :]
-        if self.n_spatial:
-            a = self.spatial(h).unflatten(-1, (3, k, self.n_spatial))[..., c, :, :]  # (..., K, n_nbr)
-            mu = mu + (a * nb[..., c].to(h.dtype).unsqueeze(-2)).sum(-1)
         if c >= 1:
             sh = self.shift(h) if adapter is None else self.shift(h) + adapter.sb
             if c == 1:
@@ -227,7 +213,7 @@ class ResidualLM(nn.Module):
         self.tok = nn.Embedding(3 * 256 + nb * 3 * 512, d)
         self.res_lin = nn.Linear(nb * 3, d)
         self.qual = nn.Embedding(len(cfg.qualities), d)
-        self.head = ChannelHead(d, cfg.mixtures, nb if cfg.spatial_shift else 0)
+        self.head = ChannelHead(d, cfg.mixtures)
         nn.init.normal_(self.tok.weight, std=0.02)
         nn.init.normal_(self.qual.weight, std=0.02)
         nn.init.normal_(self.head.cond.weight, std=0.02)
@@ -299,8 +285,7 @@ class ResidualLM(nn.Module):
 
     def teacher_forced(self, x: torch.Tensor, xl: torch.Tensor, qidx: torch.Tensor,
                        margin: int = 0) -> tuple[torch.Tensor, ...]:
-        """Backbone states of all positions at once: h (N, p², d), x, x_l, r as (N, p², 3) long, and the
-        neighbours' residuals (N, p², n_nbr, 3) (:func:`neighbour_residuals`)."""
+        """Backbone states of all positions at once: h (N, p², d) and x, x_l, r as (N, p², 3) long."""
         p = self.cfg.patch
         n_per = ((x.shape[2] - 2 * margin) // p) * ((x.shape[3] - 2 * margin) // p)
         g, xs, xls = self.patch_features(x, xl, margin)
@@ -309,18 +294,17 @@ class ResidualLM(nn.Module):
         q = qidx.repeat_interleave(n_per).view(-1, 1, 1).expand(-1, p, p)
         e = self.embed(g, xls, nbr, q).reshape(-1, p * p, self.d)
         h = self.backbone(inputs_embeds=e).last_hidden_state  # (N, L, d)
-        return (h, *(t.reshape(-1, p * p, 3) for t in (xs, xls, r)),
-                neighbour_residuals(nbr).reshape(-1, p * p, self.n_nbr, 3))
+        return (h, *(t.reshape(-1, p * p, 3) for t in (xs, xls, r)))
 
     def forward(self, x: torch.Tensor, xl: torch.Tensor, qidx: torch.Tensor, margin: int = 0,
                 adapter: HeadAdapter | None = None) -> torch.Tensor:
         """Bits per subpixel of every pixel, shape (N_patches, p*p, 3). ``qidx`` (B,) quality indices."""
         from .mixture import gmm_bits
 
-        h, xs, xls, r, nb = self.teacher_forced(x, xl, qidx, margin)
+        h, xs, xls, r = self.teacher_forced(x, xl, qidx, margin)
         bits = []
         for c in range(3):
-            params = self.head(h, c, r, adapter, nb)
+            params = self.head(h, c, r, adapter)
             bits.append(gmm_bits(*params, xs[..., c], xls[..., c]))
         return torch.stack(bits, -1)
 

@@ -12,9 +12,10 @@
 ``choose_quality=False`` uses the model's ``default_quality`` instead). The decoder reads codec and
 quality from the IMAGE stream and never searches. Options
 ``base_codec`` (heif | jpeg | lic), ``weights`` (a folder with config.json + model.safetensors;
-default ``$SEMCODEC_LOSSLESS_WEIGHTS`` or the packaged ``weights/lossless``) and ``adapt_steps``
-(encoder-side fitting of the per-image head adapter, :mod:`.adapter`; 0 turns it off; the decoder
-needs no option, the stream says whether it carries an adapter).
+default ``$SEMCODEC_LOSSLESS_WEIGHTS`` or the packaged ``weights/lossless``), ``adapt_steps``
+(encoder-side fitting of the per-image head adapter, :mod:`.adapter`; 0 turns it off) and
+``adapter_rank`` (its low-rank form, tried after the bias form; 0 never tries it); the decoder needs
+no option, the stream says which adapter it carries.
 The profile is lossless, so a bpp target below what it needs raises RateError.
 """
 
@@ -36,8 +37,9 @@ from ..errors import FormatError, RateError, SemcodecError
 from ..paths import PACKAGE_WEIGHTS
 from ..profiles.base import EncodeRequest, Profile
 from ..profiles.settings import Settings, option
+from .adapter import MAX_RANK
 from .base_codec import BASES, decode_base, encode_base
-from .coder import DEFAULT_ADAPT_STEPS, decode_residual, encode_residual
+from .coder import DEFAULT_ADAPT_STEPS, DEFAULT_ADAPTER_RANK, decode_residual, encode_residual
 from .model import ResidualLM, load_model
 from .search import DEFAULT_CANDIDATES, parse_candidates, search_base
 
@@ -71,6 +73,8 @@ class LosslessSettings(Settings):
     base_quality: int | None = option(None, "base quality when --quality is not given", low=0, high=100)
     adapt_steps: int = option(DEFAULT_ADAPT_STEPS, "encoder-side fitting steps of the per-image head adapter"
                               " (0: off)", low=0)
+    adapter_rank: int = option(DEFAULT_ADAPTER_RANK, "rank of the adapter's low-rank form, tried after the bias form"
+                               " and kept when smaller in total (0: never)", low=0, high=MAX_RANK)
     choose_quality: bool = option(True, "search the base per image (else the model's default quality)")
     base_candidates: str = option(DEFAULT_CANDIDATES, "bases the per-image search tries: qualities and/or"
                                   " codec:quality, comma-separated (a bare quality uses base_codec)")
@@ -92,6 +96,7 @@ class LosslessProfile(Profile):
         BASES.entry(self.base_codec)  # a model trained with an unknown base fails here
         self.base_quality = s.base_quality
         self.adapt_steps = s.adapt_steps
+        self.adapter_rank = s.adapter_rank
         self.choose_quality = s.choose_quality
         self.search_coded = s.search_coded
         try:
@@ -117,7 +122,7 @@ class LosslessProfile(Profile):
         else:
             q = self.model.cfg.default_quality if q is None else q
             base, xl = encode_base(request.image, self.base_codec, q)
-            residual = encode_residual(self.model, request.image, xl, q, self.adapt_steps)
+            residual = encode_residual(self.model, request.image, xl, q, self.adapt_steps, self.adapter_rank)
             streams = [Stream(StreamKind.IMAGE, base), Stream(StreamKind.RESIDUAL, residual)]
         size = sum(s.framed_size() for s in streams)
         if request.max_bytes is not None and size > request.max_bytes:
@@ -127,7 +132,8 @@ class LosslessProfile(Profile):
     def search(self, x: np.ndarray) -> list[Stream]:
         """The candidate base whose real IMAGE + RESIDUAL streams are smallest (:func:`.search.search_base`)."""
         streams, _ = search_base(self.model, x, self.candidates, self.search_coded,
-                                 lambda img, xl, q: encode_residual(self.model, img, xl, q, self.adapt_steps))
+                                 lambda img, xl, q: encode_residual(self.model, img, xl, q, self.adapt_steps,
+                                                                    self.adapter_rank))
         return streams
 
     def decode(self, streams: list[Stream], width: int, height: int,
