@@ -39,5 +39,6 @@ Where this differs from the paper and why (a 2-core CPU instead of an A100 and a
   is kept; the IMAGE stream names codec and quality, so the decoder does not search;
 - an addition, not in the paper: the encoder fits a small adapter of the mixture head to each image
   (the backbone states do not depend on it, so one coding pass suffices) and sends it; it corrects
-  the small model's miscalibration on images unlike its training set.
+  the small model's miscalibration on images unlike its training set. A low-rank form (a rank-4
+  update of the head's first layer) is tried next and kept when it pays for its bytes.
 """
