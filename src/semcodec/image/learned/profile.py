@@ -43,7 +43,7 @@ class LicSettings(Settings):
     weights: str | None = option(None, "weights folder (default $SEMCODEC_LIC_WEIGHTS or the shipped weights)")
     scale: int | None = option(None, "force this downscale (one of the model's coding scales)", low=1)
     rate: int | None = option(None, "force this rate code (highest tried with --bpp)", low=0)
-    refine_steps: int = option(4, "encoder-side latent refinement: gradient steps on R + λ·D for this image"
+    refine_steps: int = option(2, "encoder-side latent refinement: gradient steps on R + λ·D for this image"
                                " (0 = off; decoder unchanged)", low=0)
     refine_lr: float = option(0.01, "Adam step size of the latent refinement (latent units)", low=0.0)
     refine_method: str = option("ste", "quantisation proxy of the refinement: straight-through rounding or"

@@ -61,7 +61,7 @@ def _sga_round(v: Tensor, tau: float, gen: torch.Generator) -> Tensor:
 @dataclass(frozen=True)
 class RefineConfig:
     steps: int = 0
-    lr: float = 0.05
+    lr: float = 0.01
     method: str = "ste"
 
 
