@@ -26,16 +26,10 @@ from semcodec.pipeline import compress, decode, target_bytes
 BPP = 0.3
 
 
-@pytest.fixture(scope="module")
-def photo() -> np.ndarray:
-    """A 128×192 synthetic photo-like image (gradients, shapes, noise): large enough for MS-SSIM's 5 scales."""
-    h, w = 128, 192
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    r = 128 + 90 * np.sin(x / 17.0) * np.cos(y / 23.0)
-    g = 100 + 0.6 * x - 0.3 * y
-    b = 60 + 120 * ((x - 90) ** 2 + (y - 60) ** 2 < 900)
-    img = np.stack([r, g, b], axis=-1) + np.random.default_rng(0).normal(0, 6, (h, w, 3))
-    return np.clip(img, 0, 255).astype(np.uint8)
+@pytest.fixture
+def photo(natural_image: np.ndarray) -> np.ndarray:
+    """192×128: the shared test image over its mirror, large enough for MS-SSIM's 5 scales (sides > 96)."""
+    return np.ascontiguousarray(np.concatenate([natural_image, natural_image[::-1]], axis=0))
 
 
 @pytest.fixture(autouse=True)
