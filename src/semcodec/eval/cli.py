@@ -55,7 +55,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         os.environ["SEMCODEC_FID_INCEPTION_WEIGHTS"] = str(Path(args.fid_weights).resolve())
     for mod in args.plugin or []:  # plugins may register profiles; then a misspelt name is a usage error
         importlib.import_module(mod)
-    for name in _names(args.profile):
+    from .unit import split_profile
+
+    for spec in _names(args.profile):
+        name = split_profile(spec)[0]
         if name not in PROFILES:
             raise SemcodecError(PROFILES.unknown_message(name))
 
@@ -128,7 +131,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser("eval", help="rate-distortion evaluation of profiles on a folder of images")
     e.add_argument("--data", required=True, help="folder of images (png/jpg/...)")
-    e.add_argument("--profile", required=True, help="comma-separated profile names")
+    e.add_argument("--profile", required=True, help="comma-separated profile names; NAME:KEY=VALUE[:KEY=VALUE]"
+                   " gives one profile its own options (e.g. lic,lic:refine_steps=0)")
     e.add_argument("--bpp", type=rate_values, help="comma-separated bpp targets in (0, 64], e.g. 0.01,0.02,0.05,0.1")
     e.add_argument("--quality", help="comma-separated profile qualities (instead of / besides --bpp)")
     e.add_argument("-o", "--output", "--out", dest="out", required=True, metavar="DIR",

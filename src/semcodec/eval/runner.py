@@ -24,7 +24,7 @@ from ..errors import MissingComponentError, SemcodecError
 from ..image_io import atomic_write_bytes
 from ..paths import hub_offline_by_default
 from .results import ResultsTable
-from .unit import DECODED_KEY, evaluate_unit, rate_label, unit_key
+from .unit import DECODED_KEY, evaluate_unit, rate_label, split_profile, unit_key
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}
 DEFAULT_METRICS = ["psnr", "ms-ssim"]
@@ -281,9 +281,10 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     for mod in cfg.plugins:
         importlib.import_module(mod)
 
-    for p in cfg.profiles:  # names first, from the table: a typo fails before any profile is imported
+    names = [split_profile(p)[0] for p in cfg.profiles]
+    for p in names:  # names first, from the table: a typo fails before any profile is imported
         PROFILES.entry(p)
-    for p in cfg.profiles:
+    for p in names:
         reason = profile_class(p).availability()
         if reason:
             raise MissingComponentError(f"profile {p!r} is not available here: {reason}")

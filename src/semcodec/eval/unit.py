@@ -41,6 +41,19 @@ def rate_label(bpp: float | None, quality: float | None) -> str:
     return f"q={float(quality)!r}"  # type: ignore[arg-type]
 
 
+def split_profile(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"lic:refine_steps=0:refine_lr=0.02"`` -> ("lic", {"refine_steps": 0, "refine_lr": 0.02}).
+
+    A profile in ``--profile`` may carry its own options after ``:`` (``--set`` ones apply to every
+    profile), so one run compares settings of one profile against the same anchor measurement; the whole
+    spec is the profile's label in the results.
+    """
+    from ..cli import parse_options
+
+    name, *pairs = spec.split(":")
+    return name, parse_options(pairs)
+
+
 def unit_key(image: str, profile: str, bpp: float | None, quality: float | None) -> tuple[str, str, str]:
     return (image, profile, rate_label(bpp, quality))
 
@@ -85,7 +98,8 @@ def evaluate_unit(image_path: str | Path, profile: str, bpp: float | None, optio
         reference = load_image(path)
         h, w = reference.shape[:2]
         row.update(width=w, height=h)
-        codec = Codec(profile, **options.get("profile_options", {}))  # built once per worker (profile cache)
+        name, own = split_profile(profile)
+        codec = Codec(name, **{**options.get("profile_options", {}), **own})  # once per worker (profile cache)
         t0 = time.perf_counter()
         data = codec.compress(reference, bpp=bpp, quality=quality)
         t1 = time.perf_counter()

@@ -25,12 +25,9 @@ import numpy as np
 import torch
 
 from ..image.learned.models import downscale
+from ..image.learned.refine import lam_of
 from ..paths import portable_paths, shared_data_dir
 from .loop import TrainLoop
-
-
-def lam_of(rate: torch.Tensor, lam_min: float, lam_max: float, levels: int) -> torch.Tensor:
-    return lam_min * (lam_max / lam_min) ** (rate / (levels - 1))
 
 
 def _bpp(likelihoods: dict[str, torch.Tensor], pixels: int) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import MissingComponentError
+from ..metrics import distortion
 
 MURAI_KAPPA: dict[str, float] = {"mse-paper": 0.5, "lpips": 0.2, "clip-iqa": 0.2, "clip-i2t": 0.1}
 
@@ -65,7 +66,7 @@ class PaperMSETerm(LossTerm):
     dominate the distortion sum, as in the paper."""
 
     def forward(self, x_hat: Tensor, x: Tensor, captions: Sequence[str] | None = None) -> Tensor:
-        return (x_hat - x).pow(2).flatten(1).mean(1)
+        return distortion.mse(x_hat, x)
 
 
 @register_term("mse")
@@ -76,13 +77,12 @@ class MSETerm(LossTerm):
     so the name keeps this meaning. Its gradient is c / (m + c)² times MSE's: 25× at 20 dB, 58× at 25 dB,
     83× at 30 dB."""
 
-    def __init__(self, c: float = 0.01) -> None:
+    def __init__(self, c: float = distortion.SATURATING_MSE_C) -> None:
         super().__init__()
         self.c = c
 
     def forward(self, x_hat: Tensor, x: Tensor, captions: Sequence[str] | None = None) -> Tensor:
-        m = (x_hat - x).pow(2).flatten(1).mean(1)
-        return m / (m + self.c)
+        return distortion.saturating_mse(x_hat, x, self.c)
 
 
 @register_term("ms-ssim")
@@ -90,10 +90,7 @@ class MSSSIMTerm(LossTerm):
     """1 − MS-SSIM (Wang et al. 2003), weight-free structural term; needs sides ≥ 161 px."""
 
     def forward(self, x_hat: Tensor, x: Tensor, captions: Sequence[str] | None = None) -> Tensor:
-        from pytorch_msssim import ms_ssim
-
-        win = 11 if min(x.shape[-2:]) > 160 else 7  # 5 scales need side > 16·(win − 1)
-        return 1 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0, size_average=False, win_size=win)
+        return distortion.one_minus_ms_ssim(x_hat, x)
 
 
 @register_term("gmsd")
