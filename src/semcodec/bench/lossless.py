@@ -113,7 +113,8 @@ def run_bench(data_dir: Path, quality: int | None, limit: int, out_json: Path | 
         row["ours_base"] = 8 * base / n
         row["ours_residual"] = 8 * (len(blob) - base) / n
         res = [s.payload for s in c.streams if s.kind.name == "RESIDUAL"][0]
-        row["adapter_bytes"] = int.from_bytes(res[5:7], "big") if res[0] in (2, 4) else 0
+        row["adapter_bytes"] = int.from_bytes(res[5:7], "big") if res[0] in (2, 4, 5) else 0
+        row["adapter_rank"] = int(res[7]) if res[0] == 5 else 0  # version 5: the low-rank form
         base_payload = c.streams[[s.kind.name for s in c.streams].index("IMAGE")].payload
         row["base_quality"] = int(base_payload[1])
         row["base_codec"] = BASES.name_for_id(base_payload[0])  # the per-image search may pick any candidate
@@ -181,11 +182,12 @@ def markdown(result: dict) -> str:
     lines.append(f"Ours: encode {m['enc_s']:.1f} s wall / {m['enc_cpu_s']:.1f} s CPU, decode {m['dec_s']:.1f} s wall"
                  f" / {m['dec_cpu_s']:.1f} s CPU mean (max decode {m['max_dec_s']:.1f} s wall,"
                  f" {m['max_dec_cpu_s']:.1f} s CPU) per image; exact on all {result['images']} images coded.")
-    lines += ["", "| image | JPEG-XL e7 | JPEG-XL e9 | ours | base (quality) | residual | adapter bytes | decode s (wall / CPU) | load |",
+    lines += ["", "| image | JPEG-XL e7 | JPEG-XL e9 | ours | base (quality) | residual | adapter bytes (rank) | decode s (wall / CPU) | load |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {Path(r['image']).stem} | {r['JPEG-XL-e7']:.3f} | {r['JPEG-XL-e9']:.3f} | {r['ours']:.3f} | {r['ours_base']:.3f} ({r.get('base_quality', '?')})"
-                     f" | {r['ours_residual']:.3f} | {r.get('adapter_bytes', 0)} | {r['dec_s']:.0f} / {r['dec_cpu_s']:.0f}"
+                     f" | {r['ours_residual']:.3f} | {r.get('adapter_bytes', 0)} ({r.get('adapter_rank', 0)})"
+                     f" | {r['dec_s']:.0f} / {r['dec_cpu_s']:.0f}"
                      f" | {r['load_avg']:.1f} |")
     n = result["images"]
     below = {e: sum(r["ours"] < r[f"JPEG-XL-{e}"] for r in result["rows"]) for e in ("e7", "e9")}
