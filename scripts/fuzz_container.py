@@ -2,7 +2,7 @@
 """Fuzz the ``.smc`` reader and every profile's decoder with mutated real files, in bounded workers.
 
 Seeds are real files written by the pipeline: every classical profile (half with a caption), ``lic``,
-``lossless`` (a 16×16 crop), ``resulic`` (TAEF2 latent codec, when its weights are found), one file
+``lossless`` (a 16×16 crop, once with each adapter form), ``resulic`` (TAEF2 latent codec, when its weights are found), one file
 per available text coder carrying a caption in it, and ``itc``/``sedic`` on the tiny random Stable
 Diffusion of ``generative/components/tiny.py`` (sedic with two object masks). Each variant is one of:
 
@@ -140,6 +140,23 @@ def text_seeds() -> list[Seed]:
     return out
 
 
+def low_rank_lossless(img: np.ndarray) -> bytes:
+    """A lossless file whose RESIDUAL stream carries the adapter's low-rank form (version 5).
+
+    The encoder keeps that form only when it pays for its bytes, never on so small an image, so the
+    choice is made for it here (the same way scripts/make_golden_lossless_v5.py does).
+    """
+    import semcodec
+    import semcodec.lossless.coder as coder
+
+    cost = coder.adapter_cost
+    coder.adapter_cost = lambda model, *tokens: -float(tokens[-1].rank)
+    try:
+        return semcodec.compress(img, profile="lossless", quality=30)
+    finally:
+        coder.adapter_cost = cost
+
+
 def learned_seeds(workdir: Path) -> list[Seed]:
     """lic, lossless (16×16 crop), resulic (TAEF2), itc and sedic (tiny random SD + masks), if they run here."""
     import semcodec
@@ -150,6 +167,7 @@ def learned_seeds(workdir: Path) -> list[Seed]:
         seeds.append(Seed("lic", semcodec.compress(img, quality=0.3, profile="lic", caption=CAPTION)))
     if _available("lossless"):
         seeds.append(Seed("lossless", semcodec.compress(img[:16, :16], profile="lossless")))
+        seeds.append(Seed("lossless-v5", low_rank_lossless(img[:16, :16])))
     if _available("resulic"):
         seeds.append(Seed("resulic", semcodec.compress(seed_image(32, 32), bpp=2.0, profile="resulic")))
     try:
