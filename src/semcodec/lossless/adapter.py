@@ -21,7 +21,7 @@ The adapter (all zero = the trained head) per channel c ∈ {R, G, B}:
 and, in the low-rank form (rank ρ ≥ 1, RESIDUAL stream version 5), a per-image update of the first
 layer, W1 + U[c] V[c]ᵀ with U, V of shape (d, ρ): a = GELU(W1 z' + U[c] (V[c]ᵀ z') + b1 + b1[c]).
 The biases alone can only move the head's operating point; the low-rank term lets the image re-weight
-which features of h matter (on Kodak at rank 4: about 1 % fewer residual bits net of its ~1.5 kB).
+which features of h matter (on Kodak at rank 4: −0.8 % in total, net of its ~1.3–1.4 kB; BENCHMARKS.md).
 
 Serialised form: the int8 codes of ``fs, b1, b2, sb`` (then ``u, v`` in the low-rank form) in that
 order, zlib-compressed; the low-rank form is preceded by one byte holding ρ.
