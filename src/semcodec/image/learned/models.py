@@ -172,7 +172,8 @@ def anchor_mask(height: int, width: int, device: torch.device | None = None) -> 
     return ((i + j) % 2 == 0).to(torch.float32)[None, None]
 
 
-def _ste_round(v: Tensor) -> Tensor:
+def ste_round(v: Tensor) -> Tensor:
+    """Round in the forward pass, identity gradient (training proxy and encoder-side refinement)."""
     return torch.round(v).detach() + v - v.detach()
 
 
@@ -210,9 +211,9 @@ class LicCheckerboard(LicSmall):
         hyper = self.h_s(z_hat)
         anchors = anchor_mask(*y.shape[-2:], device=y.device).to(y.dtype)
         means_h = hyper.chunk(2, 1)[1]
-        y_hat_anchors = (_ste_round(y - means_h) + means_h) * anchors
+        y_hat_anchors = (ste_round(y - means_h) + means_h) * anchors
         scales_hat, means_hat = self.entropy_params(hyper, y_hat_anchors, anchors).chunk(2, 1)
         _, y_lik = self.gaussian_conditional(y, scales_hat, means=means_hat)
-        y_hat = _ste_round(y - means_hat) + means_hat
+        y_hat = ste_round(y - means_hat) + means_hat
         x_hat = self.g_s(y_hat * ig)
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}}

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .models import LicSmall
+from .models import LicSmall, ste_round
 
 METHODS = ("ste", "sga")
 #: SGA temperature schedule: τ from TAU_START down to TAU_END over the steps (geometric)
@@ -42,10 +42,6 @@ TAU_START, TAU_END = 0.5, 0.05
 def lam_of(rate: Tensor, lam_min: float, lam_max: float, levels: int) -> Tensor:
     """The training λ of rate parameter ``rate``: geometric between ``lam_min`` (r = 0) and ``lam_max``."""
     return lam_min * (lam_max / lam_min) ** (rate / (levels - 1))
-
-
-def _ste_round(v: Tensor) -> Tensor:
-    return torch.round(v).detach() + v - v.detach()
 
 
 def _sga_round(v: Tensor, tau: float, gen: torch.Generator) -> Tensor:
@@ -79,13 +75,13 @@ class LatentRefiner:
         return float(lam_of(torch.tensor(rate), self.lam_min, self.lam_max, self.model.levels))
 
     def objective(self, yg: Tensor, x: Tensor, scale: int, rate: float,
-                  rounding: Callable[[Tensor], Tensor] = _ste_round) -> tuple[Tensor, Tensor, Tensor]:
+                  rounding: Callable[[Tensor], Tensor] = ste_round) -> tuple[Tensor, Tensor, Tensor]:
         """(R + λ·D, R in bits per pixel of ``x``, D) of gained latent ``yg`` coded at ``scale`` and ``rate``."""
         m = self.model
         eb, gc = m.entropy_bottleneck, m.gaussian_conditional
         z = m.h_a(yg)
         med = eb._get_medians().reshape(1, -1, 1, 1)
-        z_hat = _ste_round(z - med) + med
+        z_hat = ste_round(z - med) + med
         z_lik, _, _ = eb._likelihood(z_hat.permute(1, 0, 2, 3).reshape(z.shape[1], 1, -1))
         scales, means = m.h_s(z_hat).chunk(2, 1)
         y_hat = rounding(yg - means) + means
