@@ -126,3 +126,33 @@ def test_warm_start_grows_model_and_downsampled_data(tmp_path: Path):
     log = _events(tmp_path / "run")
     assert "warm start from" in log and "3 train images" in log and "done at step 2" in log
     assert len(list((tmp_path / "run" / "cache").glob("heif50_d2/*.npz"))) == 4
+
+
+def test_holdout_every_validates_on_held_out_extra_images(tmp_path: Path):
+    """``--holdout-every 2``: every second image of ``--train-dirs`` leaves training and forms the
+    ``held`` validation set; ``mean`` is the mean of the two sets' means."""
+    from semcodec.train.lossless import _images
+
+    data = _data(tmp_path)
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for i in range(4):
+        Image.fromarray(small_image(40, 48, seed=10 + i)).save(extra / f"e{i}.png")
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(tiny_config().to_json())
+    p = argparse.ArgumentParser()
+    add_train_arguments(p)
+    args = p.parse_args(["--data", str(data), "--out", str(tmp_path / "run"), "--config", str(cfg), "-q",
+                         "--train-dirs", str(extra), "--holdout-every", "2", "--batch", "2", "--crop", "16",
+                         "--val-every", "1", "--val-batches", "1", "--steps", "1"])
+    train_imgs, val_imgs, held = _images(args)
+    assert [f.name for f in held] == ["e1.png", "e3.png"]
+    assert {f.name for f in train_imgs} == {"0.jpg", "1.jpg", "2.jpg", "e0.png", "e2.png"}
+    assert [f.name for f in val_imgs] == ["0.jpg"]
+    train(args)
+    vals = [r["val"] for r in _log(tmp_path / "run") if "val" in r]
+    assert vals
+    for v in vals:
+        assert {"mean_bsds", "mean_held"} <= v.keys()
+        assert any(k.startswith("q") and k.endswith("_held") for k in v)
+        assert abs(v["mean"] - (v["mean_bsds"] + v["mean_held"]) / 2) < 1e-9
