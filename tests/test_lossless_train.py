@@ -156,3 +156,35 @@ def test_holdout_every_validates_on_held_out_extra_images(tmp_path: Path):
         assert {"mean_bsds", "mean_held"} <= v.keys()
         assert any(k.startswith("q") and k.endswith("_held") for k in v)
         assert abs(v["mean"] - (v["mean_bsds"] + v["mean_held"]) / 2) < 1e-9
+
+
+def test_quality_rows_keep_known_and_interpolate_new_qualities():
+    """Growing the base-quality table from (30, 50, 70) to (30, 40, 50, 70, 90): known rows are kept, 40
+    starts halfway between 30 and 50, 90 (outside the known range) copies 70."""
+    import torch
+
+    from semcodec.train.lossless import quality_rows
+
+    src = torch.tensor([[0.0, 2.0], [4.0, 6.0], [8.0, 10.0]])
+    out = quality_rows(src, [30, 50, 70], [30, 40, 50, 70, 90])
+    assert torch.equal(out, torch.tensor([[0.0, 2.0], [2.0, 4.0], [4.0, 6.0], [8.0, 10.0], [8.0, 10.0]]))
+
+
+def test_init_from_grows_the_quality_table(tmp_path: Path):
+    import torch
+
+    from semcodec.lossless.model import save_model
+    from semcodec.train.lossless import init_from
+
+    src = ResidualLM(tiny_config())
+    save_model(src, tmp_path / "src")
+    cfg = tiny_config()
+    cfg.qualities = sorted({*cfg.qualities, (cfg.qualities[0] + cfg.qualities[1]) // 2})
+    dst = ResidualLM(cfg)
+    init_from(dst, tmp_path / "src")
+    q0, q1 = src.cfg.qualities[:2]
+    mid = cfg.qualities[1]
+    t = (mid - q0) / (q1 - q0)
+    expect = (1 - t) * src.qual.weight[0] + t * src.qual.weight[1]
+    assert torch.allclose(dst.qual.weight[1], expect)
+    assert torch.equal(dst.qual.weight[0], src.qual.weight[0]) and torch.equal(dst.qual.weight[2], src.qual.weight[1])

@@ -139,6 +139,10 @@ def init_from(model: ResidualLM, folder: Path) -> list[str]:
     from safetensors.torch import load_file
 
     src = load_file(str(folder / "model.safetensors"))
+    src_cfg = folder / "config.json"
+    if src_cfg.exists() and "qual.weight" in src:
+        src_q = LosslessConfig.from_dict(json.loads(src_cfg.read_text())).qualities
+        src["qual.weight"] = quality_rows(src["qual.weight"], src_q, model.cfg.qualities)
     own = model.state_dict()
     partial = []
     with torch.no_grad():
@@ -153,6 +157,26 @@ def init_from(model: ResidualLM, folder: Path) -> list[str]:
             elif k not in src and ".c_proj." in k:
                 v.zero_()
     return partial
+
+
+def quality_rows(table: torch.Tensor, src_q: list[int], dst_q: list[int]) -> torch.Tensor:
+    """Base-quality embeddings for ``dst_q`` from a model trained on ``src_q``.
+
+    A quality the source knows keeps its row; a new one between two known qualities starts at the
+    linear interpolation of their rows (outside the known range: the nearest row), so a model grown
+    to condition on e.g. quality 40 first treats it as the blend of 30 and 50 it was coded with so far.
+    """
+    rows = []
+    for q in dst_q:
+        lo = max((s for s in src_q if s <= q), default=None)
+        hi = min((s for s in src_q if s >= q), default=None)
+        if lo is None or hi is None or lo == hi:
+            near = lo if hi is None else hi if lo is None else lo
+            rows.append(table[src_q.index(near)])
+        else:
+            t = (q - lo) / (hi - lo)
+            rows.append((1 - t) * table[src_q.index(lo)] + t * table[src_q.index(hi)])
+    return torch.stack(rows)
 
 
 def _config(args: argparse.Namespace, ckpt: Path) -> LosslessConfig:
