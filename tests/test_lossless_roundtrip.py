@@ -198,7 +198,7 @@ def test_encoder_picks_the_cheapest_base_quality(model_dir):
     from semcodec.lossless.estimate import total_bits
 
     x = small_image(24, 24, seed=11)
-    prof = LosslessProfile(weights=str(model_dir), base_candidates="50,70", search_coded=1)
+    prof = LosslessProfile(weights=str(model_dir), base_candidates="50,70", search_finalists=1)
     streams = prof.encode(EncodeRequest(image=x))
     _, _, q = decode_base(streams[0].payload, 24, 24)
     est = {qq: total_bits(prof.model, x, qq)[0] for qq in prof.model.cfg.qualities}

@@ -36,8 +36,11 @@ def test_bad_candidates_option_is_a_one_line_error(model_dir):
         LosslessProfile(weights=str(model_dir), base_candidates="heif:500")
 
 
-def test_search_keeps_the_smallest_real_file(model_dir):
-    """Every candidate coded: the result is byte-identical to the smallest single-candidate encode."""
+def test_search_codes_the_finalist_with_the_smallest_refined_estimate(model_dir, monkeypatch):
+    """Every candidate a finalist: each gets the whole-image adapted estimate, only the argmin is coded,
+    its streams are byte-identical to a single-candidate encode, and the estimates rank like real sizes."""
+    from semcodec.lossless import search
+
     x = small_image(16, 20, seed=5)
     single = {}
     for c in parse_candidates(CANDIDATES, "heif"):
@@ -46,12 +49,28 @@ def test_search_keeps_the_smallest_real_file(model_dir):
         single[c] = prof.encode(EncodeRequest(image=x))
     sizes = {c: _size(s) for c, s in single.items()}
     assert len(set(sizes.values())) > 1  # the candidates really differ, so the choice is tested
-    prof = LosslessProfile(weights=str(model_dir), base_candidates=CANDIDATES, search_coded=4, adapt_steps=3)
+    seen = []
+    real_search = search.search_base
+
+    def spy(*a, **k):
+        streams, trials = real_search(*a, **k)
+        seen.extend(trials)
+        return streams, trials
+
+    monkeypatch.setattr("semcodec.lossless.profile.search_base", spy)
+    prof = LosslessProfile(weights=str(model_dir), base_candidates=CANDIDATES, search_finalists=4, adapt_steps=3)
     got = prof.encode(EncodeRequest(image=x))
-    assert _size(got) == min(sizes.values())
-    winner = min(sizes, key=sizes.get)
+    assert len(seen) == 4 and all(t.refined_bits is not None for t in seen)
+    assert sum(t.streams is not None for t in seen) == 1  # only the winner was coded
+    winner = min(seen, key=lambda t: t.refined_bits).candidate
     assert [s.payload for s in got] == [s.payload for s in single[winner]]
     assert got[0].payload[:2] == bytes([bc.BASES.entry(winner.codec).id, winner.quality])
+    # the refined estimates rank the candidates as their real sizes do (this random model's mixtures are
+    # wide, so the windowed coding pmf costs up to ~15 % less than the estimate; trained ones: ~1 %)
+    by_estimate = sorted(seen, key=lambda t: t.refined_bits)
+    assert [sizes[t.candidate] for t in by_estimate] == sorted(sizes.values())
+    for t in seen:
+        assert abs(t.refined_bits / 8 - sizes[t.candidate]) < 0.2 * sizes[t.candidate]
 
 
 @pytest.mark.parametrize("cand", CANDIDATES.split(","))

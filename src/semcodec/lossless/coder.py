@@ -14,9 +14,10 @@ frequencies (:mod:`.mixture`), so the encoder's and decoder's tables are bit-ide
 caller's thread count. The encoder stores the integer parameters of every step and then pushes the
 symbols onto the ANS stack in reverse decoding order.
 
-With ``adapt_steps > 0`` (the default) the encoder first runs the whole pass to collect the backbone
-states h, fits a per-image :class:`~.adapter.HeadAdapter` to them and only then computes the mixtures;
-h does not depend on the head, so the decoder's states are the same and it applies the stored adapter.
+With ``adapt_steps > 0`` (the default) the encoder fits a per-image :class:`~.adapter.HeadAdapter` on
+teacher-forced backbone states (:func:`fit_residual_adapter`), runs the coding pass to collect the
+exact states h, and only then computes the mixtures; h does not depend on the head, so the decoder's
+states are the same and it applies the stored adapter.
 
 RESIDUAL stream payload, version 1: ``[1][CRC32 of the original pixels, 4 bytes BE][ANS words, u32 LE]``
 (``entropy.words.ANS_WORDS``);
@@ -34,6 +35,8 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -45,7 +48,7 @@ from ..errors import FormatError
 from ..kv_cache import forward_with_cache
 from ..progress import bar as progress_bar
 from .adapter import HeadAdapter, adapter_cost, fit_adapter
-from .mixture import integer_pmf, quantise_params
+from .mixture import gmm_bits, integer_pmf, quantise_params
 from .model import OFFSETS, UNAVAILABLE, ResidualLM
 
 VERSION_PLAIN, VERSION_ADAPTED = 1, 2  # patch-local coding order (models without checkerboard)
@@ -57,6 +60,7 @@ def stream_versions(model: ResidualLM) -> tuple[int, int]:
     """(plain, adapted) version bytes of the streams this model writes: they name its coding order."""
     return (VERSION_CB_PLAIN, VERSION_CB_ADAPTED) if model.cfg.checkerboard else (VERSION_PLAIN, VERSION_ADAPTED)
 
+ESTIMATE_CHUNK = 512  # patches per teacher-forced backbone call of fit_residual (memory bound)
 DEFAULT_ADAPT_STEPS = 200  # Adam steps of the per-image head adapter (0: trained head as it is)
 DEFAULT_ADAPTER_RANK = 4  # rank of the adapter's low-rank form tried after the bias form (0: never)
 LOW_RANK_LR = 0.02  # its fit continues from the fitted bias form, hence a smaller step than from zero
@@ -136,24 +140,91 @@ class PatchStepper:
         self.codes[self.oy[self.sel] + i, self.ox[self.sel] + j] = (r + 255).clamp(0, 510)
 
 
+@dataclass
+class ResidualFit:
+    """An image's teacher-forced tokens, its adapter and the estimated RESIDUAL bits with it."""
+
+    tokens: list[torch.Tensor]  # (h, r, x, x_l) of every coded pixel: (M, d), (M, 3) × 3
+    adapter: HeadAdapter | None
+    bits: float  # estimated residual bits, the adapter's bytes included
+
+
+def fit_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: int,
+                 adapt_steps: int = DEFAULT_ADAPT_STEPS, on_step: Callable[[], object] | None = None) -> ResidualFit:
+    """The bias-form adapter of ``x`` (none if ``adapt_steps`` = 0) and the estimated bits with it.
+
+    The backbone states come from one teacher-forced pass (:meth:`ResidualLM.teacher_forced`, in
+    chunks of patches), not from the KV-cached coding pass: the same function, so the same states up
+    to float rounding, at a fraction of the time (the decoder only ever sees the adapter's integers,
+    so where it was fitted does not matter for exactness). The base search (:mod:`.search`) compares
+    its finalists by these bits (on Kodak within 0.1 % of the coded size).
+    """
+    p = model.cfg.patch
+    h, w = x.shape[:2]
+    pad = ((0, -h % p), (0, -w % p), (0, 0))
+    valid = np.pad(np.ones((h, w, 1), bool), pad)
+    xlp = np.pad(xl, pad, mode="edge")
+    xp = np.where(valid, np.pad(x, pad, mode="edge"), xlp)  # padding pixels: residual 0, as in coding
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].contiguous()  # noqa: E731
+    with fixed_threads(1), torch.no_grad():
+        hs, xs, xls, r = model.teacher_forced(t(xp), t(xlp), torch.tensor([model.quality_index(quality)]),
+                                              chunk=ESTIMATE_CHUNK)
+        hh, ww = valid.shape[0] // p, valid.shape[1] // p
+        m = torch.from_numpy(valid[..., 0].reshape(hh, p, ww, p).transpose(0, 2, 1, 3).reshape(-1, p * p))
+        tokens = [hs[m], r[m], xs[m], xls[m]]
+        if adapt_steps <= 0:
+            hs, r, xs, xls = tokens
+            return ResidualFit(tokens, None, sum(float(gmm_bits(*model.head(hs, c, r), xs[:, c], xls[:, c]).sum())
+                                                 for c in range(3)))
+        adapter = fit_adapter(model, *tokens, adapt_steps, on_step=on_step)
+        return ResidualFit(tokens, adapter, adapter_cost(model, *tokens, adapter))
+
+
+def widen(model: ResidualLM, fit: ResidualFit, adapt_steps: int, adapter_rank: int,
+          on_step: Callable[[], object] | None = None) -> ResidualFit:
+    """Try the adapter's low-rank form (fitted from the bias form); keep it when its estimated total is
+    smaller. A no-op without an adapter, with ``adapter_rank`` = 0 or on a patch-local model."""
+    if fit.adapter is None or adapter_rank <= 0 or not model.cfg.checkerboard:
+        return fit
+    wide = fit_adapter(model, *fit.tokens, adapt_steps, lr=LOW_RANK_LR, on_step=on_step,
+                       start=fit.adapter.with_rank(adapter_rank))
+    cost = adapter_cost(model, *fit.tokens, wide)
+    return ResidualFit(fit.tokens, wide, cost) if cost < fit.bits else fit
+
+
+def fit_residual_adapter(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: int,
+                         adapt_steps: int = DEFAULT_ADAPT_STEPS, adapter_rank: int = DEFAULT_ADAPTER_RANK,
+                         on_step: Callable[[], object] | None = None) -> ResidualFit:
+    """:func:`fit_residual` then :func:`widen`: the adapter :func:`encode_residual` codes with."""
+    fit = fit_residual(model, x, xl, quality, adapt_steps, on_step)
+    return widen(model, fit, adapt_steps, adapter_rank, on_step)
+
+
 def image_crc(x: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(x, dtype=np.uint8).tobytes())
 
 
 def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: int,
-                    adapt_steps: int = DEFAULT_ADAPT_STEPS, adapter_rank: int = DEFAULT_ADAPTER_RANK) -> bytes:
+                    adapt_steps: int = DEFAULT_ADAPT_STEPS, adapter_rank: int = DEFAULT_ADAPTER_RANK,
+                    adapter: HeadAdapter | None = None) -> bytes:
     """Code H×W×3 uint8 ``x`` given its base ``xl``; returns the RESIDUAL stream payload.
 
-    ``adapter_rank`` > 0 (with ``adapt_steps`` > 0 and a checkerboard model): after the bias-form
-    adapter, a low-rank form is fitted from it and kept when its estimated total is smaller.
+    With ``adapt_steps`` > 0 the head adapter is ``adapter`` if given (e.g. the one the base search
+    fitted, :func:`fit_residual_adapter`), else fitted here the same way; ``adapter_rank`` > 0 (on a
+    checkerboard model) also tries its low-rank form and keeps it when its estimated total is smaller.
     """
-    low_rank = adapt_steps > 0 and adapter_rank > 0 and model.cfg.checkerboard
+    fit = adapt_steps > 0 and adapter is None
+    low_rank = adapter_rank > 0 and model.cfg.checkerboard
     with fixed_threads(1), torch.no_grad():
         st = PatchStepper(model, xl, quality)
         xs = st.pad_image(x)
         L = st.p * st.p
         n_steps = len(st.phases()) * L
-        bar = progress_bar(2 * n_steps + max(adapt_steps, 0) * (2 if low_rank else 1), "lossless encode")
+        bar = progress_bar(2 * n_steps + (adapt_steps * (2 if low_rank else 1) if fit else 0), "lossless encode")
+        if fit:
+            adapter = fit_residual_adapter(model, x, xl, quality, adapt_steps, adapter_rank, bar.update).adapter
+        elif adapt_steps <= 0:
+            adapter = None
         runs = []  # per phase: (patch indices, backbone states per step, residuals per step)
         for ph in st.phases():
             sel = st.begin(ph)
@@ -165,22 +236,6 @@ def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: i
                 st.record(t, rs[-1])
                 bar.update()
             runs.append((sel, hs, rs))
-        adapter = None
-        if adapt_steps > 0:  # token t of a patch is pixel divmod(t, p)
-            hh, rr, xx, ll = [], [], [], []
-            for sel, hs, rs in runs:
-                m = st.valid[sel].reshape(len(sel), -1)
-                hh.append(torch.stack(hs, 1)[m])
-                rr.append(torch.stack(rs, 1)[m])
-                xx.append(xs[sel].reshape(len(sel), -1, 3)[m])
-                ll.append(st.xl[sel].reshape(len(sel), -1, 3)[m])
-            tokens = [torch.cat(v) for v in (hh, rr, xx, ll)]
-            adapter = fit_adapter(model, *tokens, adapt_steps, on_step=bar.update)
-            if low_rank:
-                wide = fit_adapter(model, *tokens, adapt_steps, lr=LOW_RANK_LR, on_step=bar.update,
-                                   start=adapter.with_rank(adapter_rank))
-                if adapter_cost(model, *tokens, wide) < adapter_cost(model, *tokens, adapter):
-                    adapter = wide
         coder = AnsEncoder()
         for sel, hs, rs in reversed(runs):  # ANS is a stack: push in reverse decoding order
             for t in reversed(range(L)):

@@ -284,8 +284,12 @@ class ResidualLM(nn.Module):
         return seq(g), seq(x.long()), seq(xl.long())
 
     def teacher_forced(self, x: torch.Tensor, xl: torch.Tensor, qidx: torch.Tensor,
-                       margin: int = 0) -> tuple[torch.Tensor, ...]:
-        """Backbone states of all positions at once: h (N, p², d) and x, x_l, r as (N, p², 3) long."""
+                       margin: int = 0, chunk: int | None = None) -> tuple[torch.Tensor, ...]:
+        """Backbone states of all positions at once: h (N, p², d) and x, x_l, r as (N, p², 3) long.
+
+        ``chunk``: run the backbone on at most this many patches at a time (bounds the memory of a
+        whole large image; the patches are independent sequences, so the result is the same).
+        """
         p = self.cfg.patch
         n_per = ((x.shape[2] - 2 * margin) // p) * ((x.shape[3] - 2 * margin) // p)
         g, xs, xls = self.patch_features(x, xl, margin)
@@ -293,7 +297,9 @@ class ResidualLM(nn.Module):
         nbr = self.neighbour_codes(x.long() - xl.long(), margin)
         q = qidx.repeat_interleave(n_per).view(-1, 1, 1).expand(-1, p, p)
         e = self.embed(g, xls, nbr, q).reshape(-1, p * p, self.d)
-        h = self.backbone(inputs_embeds=e).last_hidden_state  # (N, L, d)
+        step = chunk or e.shape[0]
+        h = torch.cat([self.backbone(inputs_embeds=e[i : i + step]).last_hidden_state
+                       for i in range(0, e.shape[0], step)])  # (N, L, d)
         return (h, *(t.reshape(-1, p * p, 3) for t in (xs, xls, r)))
 
     def forward(self, x: torch.Tensor, xl: torch.Tensor, qidx: torch.Tensor, margin: int = 0,

@@ -8,7 +8,8 @@
 ``--quality`` fixes the base quality; without it the encoder searches the base per image
 (:mod:`.search`): every ``base_candidates`` entry (codec:quality) is ranked by its estimated bits
 (base bytes + teacher-forced residual on tiles, :func:`.estimate.total_bits`), the best
-``search_coded`` are coded in full and the smallest real file is kept (option
+``search_finalists`` get a whole-image estimate with their fitted adapter and only the best of them
+is coded (option
 ``choose_quality=False`` uses the model's ``default_quality`` instead). The decoder reads codec and
 quality from the IMAGE stream and never searches. Options
 ``base_codec`` (heif | jpeg | lic), ``weights`` (a folder with config.json + model.safetensors;
@@ -39,7 +40,14 @@ from ..profiles.base import EncodeRequest, Profile
 from ..profiles.settings import Settings, option
 from .adapter import MAX_RANK
 from .base_codec import BASES, decode_base, encode_base
-from .coder import DEFAULT_ADAPT_STEPS, DEFAULT_ADAPTER_RANK, decode_residual, encode_residual
+from .coder import (
+    DEFAULT_ADAPT_STEPS,
+    DEFAULT_ADAPTER_RANK,
+    decode_residual,
+    encode_residual,
+    fit_residual,
+    widen,
+)
 from .model import ResidualLM, load_model
 from .search import DEFAULT_CANDIDATES, parse_candidates, search_base
 
@@ -78,8 +86,9 @@ class LosslessSettings(Settings):
     choose_quality: bool = option(True, "search the base per image (else the model's default quality)")
     base_candidates: str = option(DEFAULT_CANDIDATES, "bases the per-image search tries: qualities and/or"
                                   " codec:quality, comma-separated (a bare quality uses base_codec)")
-    search_coded: int = option(2, "how many of the best-estimated candidates are coded in full; the smallest"
-                               " real file wins (1: trust the estimate)", low=1, high=16)
+    search_finalists: int = option(2, "how many of the best tile-estimated candidates get a whole-image estimate"
+                                   " with their fitted adapter; only the best is coded (1: trust the tile"
+                                   " estimate)", low=1, high=16)
 
 
 class LosslessProfile(Profile):
@@ -98,7 +107,7 @@ class LosslessProfile(Profile):
         self.adapt_steps = s.adapt_steps
         self.adapter_rank = s.adapter_rank
         self.choose_quality = s.choose_quality
-        self.search_coded = s.search_coded
+        self.search_finalists = s.search_finalists
         try:
             self.candidates = parse_candidates(s.base_candidates, self.base_codec)
         except (ValueError, SemcodecError) as e:
@@ -130,10 +139,12 @@ class LosslessProfile(Profile):
         return streams
 
     def search(self, x: np.ndarray) -> list[Stream]:
-        """The candidate base whose real IMAGE + RESIDUAL streams are smallest (:func:`.search.search_base`)."""
-        streams, _ = search_base(self.model, x, self.candidates, self.search_coded,
-                                 lambda img, xl, q: encode_residual(self.model, img, xl, q, self.adapt_steps,
-                                                                    self.adapter_rank))
+        """The best candidate base, coded (:func:`.search.search_base`)."""
+        streams, _ = search_base(
+            self.model, x, self.candidates, self.search_finalists,
+            lambda img, xl, q, ad: encode_residual(self.model, img, xl, q, self.adapt_steps, self.adapter_rank, ad),
+            lambda img, xl, q: fit_residual(self.model, img, xl, q, self.adapt_steps),
+            lambda fit: widen(self.model, fit, self.adapt_steps, self.adapter_rank))
         return streams
 
     def decode(self, streams: list[Stream], width: int, height: int,

@@ -3,12 +3,14 @@
 Why: the best base quality differs per image (a busy image wants a coarse base, a smooth one a finer
 base), and the residual model's quality embedding takes any quality (it uses the nearest trained
 one), so qualities between and below the trained ones are valid candidates. Coding a candidate in
-full costs a coding pass plus the adapter fit, so the search is two-stage::
+full costs a KV-cached coding pass plus the adapter fit, so the search is three-stage::
 
     candidates (codec:quality) ──► base bytes + tile estimate of the residual (:func:`.estimate.total_bits`,
                                    ~1.5 s each on a Kodak image)
-                               ──► the ``coded`` best by estimate are coded for real
-                               ──► the smallest real IMAGE + RESIDUAL streams win
+                               ──► the ``finalists`` best by that estimate: whole-image teacher-forced
+                                   estimate with the bias-form adapter fitted (:func:`.coder.fit_residual`)
+                               ──► only the best finalist is coded, with that adapter (its low-rank
+                                   form tried first, :func:`.coder.widen`)
 
 The choice travels in the IMAGE payload (codec id and quality byte), so the decoder never searches:
 it decodes the one base the file names. Ties keep the better-estimated candidate (deterministic).
@@ -22,7 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..container import Stream, StreamKind
+from .adapter import HeadAdapter
 from .base_codec import BASES
+from .coder import ResidualFit
 from .estimate import total_bits
 from .model import ResidualLM
 
@@ -58,17 +62,24 @@ def parse_candidates(text: str, default_codec: str) -> list[Candidate]:
 @dataclass
 class Trial:
     candidate: Candidate
-    estimate_bits: float
-    streams: list[Stream] | None = None  # set when coded for real
-    size: int | None = None  # framed IMAGE + RESIDUAL bytes (the container adds the same header to each)
+    estimate_bits: float  # base bits + tile estimate of the residual with the trained head
+    refined_bits: float | None = None  # base bits + whole-image estimate with the fitted adapter (finalists)
+    streams: list[Stream] | None = None  # set for the one coded candidate
+    size: int | None = None  # its framed IMAGE + RESIDUAL bytes (the container adds the same header to each)
 
 
-def search_base(model: ResidualLM, x: np.ndarray, candidates: list[Candidate], coded: int,
-                encode_residual: Callable[[np.ndarray, np.ndarray, int], bytes]) -> tuple[list[Stream], list[Trial]]:
-    """Rank ``candidates`` by estimated bits, code the best ``coded`` for real, return the smallest streams.
+def search_base(model: ResidualLM, x: np.ndarray, candidates: list[Candidate], finalists: int,
+                encode_residual: Callable[[np.ndarray, np.ndarray, int, HeadAdapter | None], bytes],
+                refine: Callable[[np.ndarray, np.ndarray, int], ResidualFit],
+                widen: Callable[[ResidualFit], ResidualFit]) -> tuple[list[Stream], list[Trial]]:
+    """Rank ``candidates`` by their tile estimate, refine the best ``finalists``, code the best of those.
 
-    ``encode_residual(x, xl, quality)`` is the profile's residual coder (adapter settings bound).
-    Returns (winning streams, every trial in estimate order) so callers can report the search.
+    ``refine(x, xl, quality)`` fits the bias-form adapter on the whole image and estimates the residual
+    bits with it (:func:`.coder.fit_residual`); the winner's fit is then ``widen``-ed (its low-rank form
+    tried, :func:`.coder.widen`) and its adapter handed to ``encode_residual(x, xl, quality, adapter)``
+    (None: the coder fits its own, as a single-base encode does, with the same result). The callables
+    have the profile's adapter settings bound. With one finalist nothing is refined here.
+    Returns (winning streams, every trial in tile-estimate order) so callers can report the search.
     """
     trials, bases = [], {}
     for c in candidates:
@@ -76,13 +87,21 @@ def search_base(model: ResidualLM, x: np.ndarray, candidates: list[Candidate], c
         trials.append(Trial(c, bits))
         bases[c] = (base, xl)
     trials.sort(key=lambda t: t.estimate_bits)  # stable: equal estimates keep the given order
-    best: Trial | None = None
-    for t in trials[: max(1, coded)]:
-        base, xl = bases[t.candidate]
-        t.streams = [Stream(StreamKind.IMAGE, base),
-                     Stream(StreamKind.RESIDUAL, encode_residual(x, xl, t.candidate.quality))]
-        t.size = sum(s.framed_size() for s in t.streams)
-        if best is None or t.size < best.size:
-            best = t
-    assert best is not None and best.streams is not None
+    final = trials[: max(1, finalists)]
+    fits: dict[Candidate, ResidualFit] = {}
+    if len(final) > 1:
+        for t in final:
+            base, xl = bases[t.candidate]
+            fits[t.candidate] = refine(x, xl, t.candidate.quality)
+            t.refined_bits = 8.0 * len(base) + fits[t.candidate].bits
+        best = min(final, key=lambda t: t.refined_bits)  # min keeps the first of equals: the better tile estimate
+    else:
+        best = final[0]
+    base, xl = bases[best.candidate]
+    fit = fits.get(best.candidate)
+    fits.clear()  # the losers' tokens are large
+    adapter = widen(fit).adapter if fit is not None else None
+    residual = encode_residual(x, xl, best.candidate.quality, adapter)
+    best.streams = [Stream(StreamKind.IMAGE, base), Stream(StreamKind.RESIDUAL, residual)]
+    best.size = sum(s.framed_size() for s in best.streams)
     return best.streams, trials
