@@ -180,6 +180,8 @@ def save_output(output: Output, image: np.ndarray) -> None:
 def decode_container(container: Container, prof: Profile) -> Decoded:
     """Decode a parsed container with ``prof`` (the profile its header names, already built)."""
     if prof.fingerprint() != container.config_hash:
+        prof = next((e for e in prof.earlier_releases() if e.fingerprint() == container.config_hash), prof)
+    if prof.fingerprint() != container.config_hash:
         models = prof.config().get("components")
         here = ("; the models here are " + ", ".join(f"{k} {v}" for k, v in sorted(models.items()))
                 if isinstance(models, dict) and models else "")

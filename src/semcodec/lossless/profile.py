@@ -25,8 +25,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,9 @@ from .model import ResidualLM, load_model
 from .search import DEFAULT_CANDIDATES, parse_candidates, search_base
 
 DEFAULT_WEIGHTS = PACKAGE_WEIGHTS / "lossless"
+#: weights of earlier releases (one folder each, config.json + model.safetensors), kept so that files
+#: they wrote still decode (:meth:`LosslessProfile.earlier_releases`)
+EARLIER_WEIGHTS = PACKAGE_WEIGHTS / "lossless_earlier"
 #: decode-work units (≈ ms) per pixel of the residual coder: measured 46 µs per pixel on a loaded core
 #: (a 192×128 crop of kodim01), charged at 60 µs, so a Kodak image costs ~24,000 of the default 120,000
 DECODE_UNITS_PER_PIXEL = 0.06
@@ -146,6 +149,14 @@ class LosslessProfile(Profile):
             lambda img, xl, q: fit_residual(self.model, img, xl, q, self.adapt_steps),
             lambda fit: widen(self.model, fit, self.adapt_steps, self.adapter_rank))
         return streams
+
+    def earlier_releases(self) -> Iterator[LosslessProfile]:
+        """The packaged weights of earlier releases, when this profile uses the packaged default ones."""
+        if self.settings.weights or os.environ.get("SEMCODEC_LOSSLESS_WEIGHTS") or not EARLIER_WEIGHTS.is_dir():
+            return
+        for folder in sorted(EARLIER_WEIGHTS.iterdir()):
+            if (folder / "model.safetensors").is_file():
+                yield LosslessProfile(replace(self.settings, weights=str(folder)))
 
     def decode(self, streams: list[Stream], width: int, height: int,
                texts: Sequence[str] | None = None) -> np.ndarray:

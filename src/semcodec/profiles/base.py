@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -115,6 +115,14 @@ class Profile(ABC):
     def fingerprint(self) -> bytes:
         blob = json.dumps(self.config(), sort_keys=True, separators=(",", ":"), default=str).encode()
         return hashlib.sha256(blob).digest()[:4]
+
+    def earlier_releases(self) -> Iterator[Profile]:
+        """This profile with the weights of earlier releases that the package still carries.
+
+        The decoder tries them, in order, when a file's fingerprint does not match this profile's, so
+        files written before a weights update keep decoding. None by default.
+        """
+        return iter(())
 
     @abstractmethod
     def encode(self, request: EncodeRequest) -> list[Stream]:
