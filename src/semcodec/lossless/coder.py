@@ -186,9 +186,10 @@ def widen(model: ResidualLM, fit: ResidualFit, adapt_steps: int, adapter_rank: i
     smaller. A no-op without an adapter, with ``adapter_rank`` = 0 or on a patch-local model."""
     if fit.adapter is None or adapter_rank <= 0 or not model.cfg.checkerboard:
         return fit
-    wide = fit_adapter(model, *fit.tokens, adapt_steps, lr=LOW_RANK_LR, on_step=on_step,
-                       start=fit.adapter.with_rank(adapter_rank))
-    cost = adapter_cost(model, *fit.tokens, wide)
+    with fixed_threads(1):  # as every encoder step: small ops, where a second thread only adds overhead
+        wide = fit_adapter(model, *fit.tokens, adapt_steps, lr=LOW_RANK_LR, on_step=on_step,
+                           start=fit.adapter.with_rank(adapter_rank))
+        cost = adapter_cost(model, *fit.tokens, wide)
     return ResidualFit(fit.tokens, wide, cost) if cost < fit.bits else fit
 
 
