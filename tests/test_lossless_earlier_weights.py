@@ -23,6 +23,9 @@ def releases(tmp_path: Path, monkeypatch):
     monkeypatch.delenv("SEMCODEC_LOSSLESS_WEIGHTS", raising=False)
     monkeypatch.setattr(lp, "DEFAULT_WEIGHTS", new)
     monkeypatch.setattr(lp, "EARLIER_WEIGHTS", tmp_path / "earlier")
+    from semcodec.profiles import registry
+
+    monkeypatch.setattr(registry, "_INSTANCES", {})  # profiles built here must not outlive the patch
     return old, new
 
 
