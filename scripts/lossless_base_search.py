@@ -3,9 +3,10 @@
 For each image and base candidate (codec:quality): the tile estimate the search ranks by
 (``estimate.total_bits``), and either the teacher-forced split base / residual / residual with the
 per-image adapter (``--split``, no arithmetic coding) or the real container size of a file coded with
-that one base (``--real``). With ``--real`` it also prints what the search with ``search_coded`` = 1, 2, 3
-would keep (the smallest real file among the best-estimated k), so settings can be chosen on images
-that are not the benchmark's.
+that one base (``--real``). With ``--real`` it also prints the smallest real file among the k best by
+tile estimate (k = 1, 2, 3): what a search that codes its k finalists in full would keep, the bound for
+``search_finalists`` = k (which compares them by whole-image estimates), so settings can be chosen on
+images that are not the benchmark's.
 
     python scripts/lossless_base_search.py --split IMG.png ...          # bpsp split per candidate
     python scripts/lossless_base_search.py --real IMG.png ...           # real sizes + search outcomes

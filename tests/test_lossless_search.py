@@ -1,4 +1,5 @@
-"""Per-image base search of the lossless profile: smallest real file wins, decoding never searches."""
+"""Per-image base search of the lossless profile: the finalist with the smallest whole-image estimate is
+coded, decoding never searches."""
 
 from __future__ import annotations
 

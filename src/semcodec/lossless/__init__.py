@@ -35,10 +35,11 @@ Where this differs from the paper and why (a 2-core CPU instead of an A100 and a
   is spread evenly (speed; exactness is unaffected);
 - the encoder searches the base per image (``search``): qualities 20–70 in steps of 10 (the model
   conditions on the nearest trained quality) are ranked by the estimated total (base bytes +
-  teacher-forced residual bits on tiles), the best two are coded in full and the smaller real file
-  is kept; the IMAGE stream names codec and quality, so the decoder does not search;
+  teacher-forced residual bits on tiles), the best two get a whole-image teacher-forced estimate
+  with their fitted adapter and only the better is coded (with that adapter); the IMAGE stream
+  names codec and quality, so the decoder does not search;
 - an addition, not in the paper: the encoder fits a small adapter of the mixture head to each image
-  (the backbone states do not depend on it, so one coding pass suffices) and sends it; it corrects
+  (on teacher-forced backbone states; the coding pass's states do not depend on it) and sends it; it corrects
   the small model's miscalibration on images unlike its training set. A low-rank form (a rank-4
   update of the head's first layer) is tried next and kept when it pays for its bytes.
 """
