@@ -83,6 +83,9 @@ def lossless_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-dirs", default="",
                    help="comma-separated extra image folders to train on (e.g. ../shared/data/imagenet_samples)")
     p.add_argument("--downsample", type=int, default=1, help="box-filter factor (2 removes most JPEG artefacts)")
+    p.add_argument("--native-window", type=int, default=0,
+                   help="also train (and validate) on a full-resolution window of this side of every image,"
+                        " at an offset off the JPEG 8x8 grid (0 = off)")
     p.add_argument("--holdout-every", type=int, default=0,
                    help="validate also on every K-th image of --train-dirs, held out of training (0 = none)")
     p.add_argument("--init-from", help="warm start from an exported model folder (tensors that grew are padded)")

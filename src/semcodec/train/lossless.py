@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -44,20 +45,41 @@ def _large_enough(images: list[Path], side: int, downsample: int) -> list[Path]:
     return keep
 
 
+def native_window(x: np.ndarray, side: int, key: str) -> np.ndarray:
+    """A side×side window of a full-resolution (JPEG-decoded) image, or the whole image if smaller.
+
+    Its origin is a per-image pseudo-random position that is never a multiple of 8, so the JPEG
+    8×8 block grid never lines up with the base codec's blocks or the model's patches (the model
+    must not learn JPEG block edges as patch structure: Kodak has none).
+    """
+    rng = np.random.default_rng(zlib.crc32(key.encode()))
+    h, w = x.shape[:2]
+    oy = 8 * int(rng.integers(max(1, (h - side - 8) // 8 + 1))) + int(rng.integers(1, 8)) if h > side + 8 else 0
+    ox = 8 * int(rng.integers(max(1, (w - side - 8) // 8 + 1))) + int(rng.integers(1, 8)) if w > side + 8 else 0
+    return x[oy : oy + side, ox : ox + side]
+
+
 def build_cache(images: list[Path], cfg: LosslessConfig, cache: Path, desc: str,
-                downsample: int = 1) -> list[dict[int, Path]]:
-    """Code every image at every base quality once; store (x, x_l) padded by MARGIN (edge mode)."""
+                downsample: int = 1, native: int = 0) -> list[dict[int, Path]]:
+    """Code every image at every base quality once; store (x, x_l) padded by MARGIN (edge mode).
+
+    ``native`` > 0: instead of the (downsampled) image, a native-resolution window of that side
+    (:func:`native_window`): full-resolution statistics (smoother, less noisy than a 2× box-downsampled
+    image, as in camera and film photos) at a fraction of the base-coding cost of the whole image.
+    """
     from tqdm import tqdm
 
     out = []
-    tag = f"_d{downsample}" if downsample > 1 else ""
+    tag = f"_n{native}" if native else f"_d{downsample}" if downsample > 1 else ""
     for img in tqdm(images, desc=f"base cache {desc}", leave=False):
         entry = {}
         for q in cfg.qualities:
             f = cache / f"{cfg.base_codec}{q}{tag}" / f"{img.parent.name}_{img.stem}.npz"
             if not f.exists():
                 f.parent.mkdir(parents=True, exist_ok=True)
-                x = load_training_image(img, downsample)
+                x = load_training_image(img, 1 if native else downsample)
+                if native:
+                    x = np.ascontiguousarray(native_window(x, native, f"{img.parent.name}/{img.name}"))
                 _, xl = encode_base(x, cfg.base_codec, q)
                 pad = ((MARGIN, MARGIN), (MARGIN, MARGIN), (0, 0))
                 tmp = f.with_suffix(".tmp.npz")
@@ -230,8 +252,11 @@ def train(args: argparse.Namespace) -> Path:
             json.dumps({"step": loop.step, "val_residual_bpsp": metrics}, indent=2) + "\n")
 
     cache = out / "cache"
-    sampler = CropSampler(build_cache(train_imgs, cfg, cache, "train", args.downsample), cfg.qualities, args.crop,
-                          args.seed)
+    entries = build_cache(train_imgs, cfg, cache, "train", args.downsample)
+    if args.native_window:  # every image once more as a full-resolution window (sampled like any image)
+        entries += build_cache(_large_enough(train_imgs, args.crop + 2 * MARGIN, 1), cfg, cache, "train native",
+                               native=args.native_window)
+    sampler = CropSampler(entries, cfg.qualities, args.crop, args.seed)
     loop = TrainLoop(out, model, {"opt": opt}, step_fn, args.steps, validate_fn=lambda: evaluate_sets(model, val_sets),
                      val_key="mean", export_fn=export, resume=args.resume, max_minutes=args.max_minutes,
                      val_every=args.val_every, ckpt_every=args.ckpt_every, desc="train lossless",
@@ -246,10 +271,13 @@ def train(args: argparse.Namespace) -> Path:
         sampler.rng.bit_generator.state = np.random.default_rng(args.seed + loop.step).bit_generator.state
     val_sets = {}
     for name, imgs in (("bsds", val_imgs), ("held", held_imgs)):
-        if imgs:
-            vsampler = CropSampler(build_cache(imgs, cfg, cache, name, args.downsample), cfg.qualities, args.crop, 0)
-            vrng = np.random.default_rng(1234)
-            val_sets[name] = [vsampler.sample(args.batch, vrng) for _ in range(args.val_batches)]
+        for suffix, native in (("", 0), ("_native", args.native_window)) if args.native_window else (("", 0),):
+            if imgs:
+                use = _large_enough(imgs, args.crop + 2 * MARGIN, 1) if native else imgs
+                vsampler = CropSampler(build_cache(use, cfg, cache, name + suffix, args.downsample, native),
+                                       cfg.qualities, args.crop, 0)
+                vrng = np.random.default_rng(1234)
+                val_sets[name + suffix] = [vsampler.sample(args.batch, vrng) for _ in range(args.val_batches)]
     loop.log({"event": f"lossless training: {parameter_count(model)} parameters, {len(train_imgs)} train images,"
                        f" {len(held_imgs)} held out, start step {loop.step}"})
     if loop.step == 0:  # the starting point (e.g. the warm-start source) on the same validation crops
