@@ -2,7 +2,8 @@
 
 The encoder keeps the adapter's low-rank form only when it pays for its ~1.5 kB, which a tiny image
 never does, so this script makes the choice for it (the cost function prefers the higher rank).
-Written with the shipped lossless weights at base quality 30; never regenerate it (see tests/golden/README.md).
+Written with the then shipped lossless weights (session 4, now ``weights/lossless_earlier/s4_3layer``, which
+decode it) at base quality 30, by the encoder of that time; never regenerate it (see tests/golden/README.md).
 Usage: python scripts/make_golden_lossless_v5.py
 """
 

@@ -1,5 +1,6 @@
 """A RESIDUAL stream of version 5 (the adapter's low-rank form), written once by
-scripts/make_golden_lossless_v5.py with the shipped weights, keeps decoding to the same pixels."""
+scripts/make_golden_lossless_v5.py with the session-4 weights, keeps decoding to the same pixels (since the
+weights update of session 8 through the packaged earlier weights, ``weights/lossless_earlier/s4_3layer``)."""
 
 from __future__ import annotations
 

@@ -20,8 +20,9 @@ real file size), ``coder`` (patch-parallel KV-cached coding), ``profile`` (profi
 (``semcodec lossless-bench``): tools above this package.
 
 Where this differs from the paper and why (a 2-core CPU instead of an A100 and a 7B LLM):
-- a small GPT-2 (3 layers, width 64) trained on BSDS500 (2× box-downsampled, which removes most
-  JPEG artefacts) instead of a LoRA-tuned LLM;
+- a small GPT-2 (6 layers, width 64) trained on BSDS500 and ImageNet samples (2× box-downsampled,
+  which removes most JPEG artefacts, plus full-resolution windows off the JPEG grid) instead of a
+  LoRA-tuned LLM;
   a pretrained LLM + LoRA (peft) still plugs in through ``LosslessConfig.backbone_pretrained``/``lora``;
 - 8×8 patches (64 sequential steps per image) instead of 16×16, one token per pixel with R, G, B
   predicted channel-conditionally by the head (3× fewer transformer steps than a token per subpixel);
