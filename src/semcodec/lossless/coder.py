@@ -157,7 +157,8 @@ def fit_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: int,
     chunks of patches), not from the KV-cached coding pass: the same function, so the same states up
     to float rounding, at a fraction of the time (the decoder only ever sees the adapter's integers,
     so where it was fitted does not matter for exactness). The base search (:mod:`.search`) compares
-    its finalists by these bits (on Kodak within 0.1 % of the coded size).
+    its finalists by these bits (the coded size differs only by float rounding, the coder's
+    windowed integer pmf and the ANS tail).
     """
     p = model.cfg.patch
     h, w = x.shape[:2]
