@@ -56,7 +56,8 @@ DEFAULT_WEIGHTS = PACKAGE_WEIGHTS / "lossless"
 #: they wrote still decode (:meth:`LosslessProfile.earlier_releases`)
 EARLIER_WEIGHTS = PACKAGE_WEIGHTS / "lossless_earlier"
 #: decode-work units (≈ ms) per pixel of the residual coder: measured 46 µs per pixel on a loaded core
-#: (a 192×128 crop of kodim01), charged at 60 µs, so a Kodak image costs ~24,000 of the default 120,000
+#: (a 192×128 crop of kodim01, 3-layer weights) and 48 µs on whole Kodak images with the 6-layer weights of
+#: session 8 (BENCHMARKS.md), charged at 60 µs, so a Kodak image costs ~24,000 of the default 120,000
 DECODE_UNITS_PER_PIXEL = 0.06
 
 
