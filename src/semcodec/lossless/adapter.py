@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..determinism import fixed_threads
 from ..errors import FormatError
 
 if TYPE_CHECKING:
@@ -137,8 +138,8 @@ def fit_adapter(model: ResidualLM, h: torch.Tensor, r: torch.Tensor, x: torch.Te
         p.requires_grad_(False)
     opt = torch.optim.Adam(ad.tensors(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    try:
-        with torch.enable_grad():
+    try:  # one thread: the encoder's result must not depend on the caller's threads (and small ops gain nothing)
+        with torch.enable_grad(), fixed_threads(1):
             for it in range(steps):
                 for g in opt.param_groups:  # cosine decay: the last steps settle near the grid values
                     g["lr"] = lr * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * it / steps)).item())
@@ -170,7 +171,7 @@ def adapter_cost(model: ResidualLM, h: torch.Tensor, r: torch.Tensor, x: torch.T
 
     m = h.shape[0]
     idx = torch.randperm(m, generator=torch.Generator().manual_seed(seed))[:sample] if m > sample else slice(None)
-    with torch.no_grad():
+    with torch.no_grad(), fixed_threads(1):
         bits = sum(float(gmm_bits(*model.head(h[idx], c, r[idx], adapter), x[idx, c], xl[idx, c]).sum())
                    for c in range(3))
     n = m if isinstance(idx, slice) else len(idx)

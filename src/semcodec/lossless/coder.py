@@ -181,25 +181,24 @@ def fit_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: int,
         return ResidualFit(tokens, adapter, adapter_cost(model, *tokens, adapter))
 
 
-def widen(model: ResidualLM, fit: ResidualFit, adapt_steps: int, adapter_rank: int,
-          on_step: Callable[[], object] | None = None) -> ResidualFit:
+def try_low_rank(model: ResidualLM, fit: ResidualFit, adapt_steps: int, adapter_rank: int,
+                 on_step: Callable[[], object] | None = None) -> ResidualFit:
     """Try the adapter's low-rank form (fitted from the bias form); keep it when its estimated total is
     smaller. A no-op without an adapter, with ``adapter_rank`` = 0 or on a patch-local model."""
     if fit.adapter is None or adapter_rank <= 0 or not model.cfg.checkerboard:
         return fit
-    with fixed_threads(1):  # as every encoder step: small ops, where a second thread only adds overhead
-        wide = fit_adapter(model, *fit.tokens, adapt_steps, lr=LOW_RANK_LR, on_step=on_step,
-                           start=fit.adapter.with_rank(adapter_rank))
-        cost = adapter_cost(model, *fit.tokens, wide)
+    wide = fit_adapter(model, *fit.tokens, adapt_steps, lr=LOW_RANK_LR, on_step=on_step,
+                       start=fit.adapter.with_rank(adapter_rank))
+    cost = adapter_cost(model, *fit.tokens, wide)
     return ResidualFit(fit.tokens, wide, cost) if cost < fit.bits else fit
 
 
 def fit_residual_adapter(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: int,
                          adapt_steps: int = DEFAULT_ADAPT_STEPS, adapter_rank: int = DEFAULT_ADAPTER_RANK,
                          on_step: Callable[[], object] | None = None) -> ResidualFit:
-    """:func:`fit_residual` then :func:`widen`: the adapter :func:`encode_residual` codes with."""
+    """:func:`fit_residual` then :func:`try_low_rank`: the adapter :func:`encode_residual` codes with."""
     fit = fit_residual(model, x, xl, quality, adapt_steps, on_step)
-    return widen(model, fit, adapt_steps, adapter_rank, on_step)
+    return try_low_rank(model, fit, adapt_steps, adapter_rank, on_step)
 
 
 def image_crc(x: np.ndarray) -> int:
@@ -215,18 +214,18 @@ def encode_residual(model: ResidualLM, x: np.ndarray, xl: np.ndarray, quality: i
     fitted, :func:`fit_residual_adapter`), else fitted here the same way; ``adapter_rank`` > 0 (on a
     checkerboard model) also tries its low-rank form and keeps it when its estimated total is smaller.
     """
-    fit = adapt_steps > 0 and adapter is None
-    low_rank = adapter_rank > 0 and model.cfg.checkerboard
+    if adapt_steps <= 0:
+        adapter = None
+    fit_here = adapt_steps > 0 and adapter is None
+    fit_steps = adapt_steps * (2 if adapter_rank > 0 and model.cfg.checkerboard else 1) if fit_here else 0
     with fixed_threads(1), torch.no_grad():
         st = PatchStepper(model, xl, quality)
         xs = st.pad_image(x)
         L = st.p * st.p
         n_steps = len(st.phases()) * L
-        bar = progress_bar(2 * n_steps + (adapt_steps * (2 if low_rank else 1) if fit else 0), "lossless encode")
-        if fit:
+        bar = progress_bar(2 * n_steps + fit_steps, "lossless encode")
+        if fit_here:
             adapter = fit_residual_adapter(model, x, xl, quality, adapt_steps, adapter_rank, bar.update).adapter
-        elif adapt_steps <= 0:
-            adapter = None
         runs = []  # per phase: (patch indices, backbone states per step, residuals per step)
         for ph in st.phases():
             sel = st.begin(ph)

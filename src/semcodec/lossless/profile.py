@@ -40,14 +40,7 @@ from ..profiles.base import EncodeRequest, Profile
 from ..profiles.settings import Settings, option
 from .adapter import MAX_RANK
 from .base_codec import BASES, decode_base, encode_base
-from .coder import (
-    DEFAULT_ADAPT_STEPS,
-    DEFAULT_ADAPTER_RANK,
-    decode_residual,
-    encode_residual,
-    fit_residual,
-    widen,
-)
+from .coder import DEFAULT_ADAPT_STEPS, DEFAULT_ADAPTER_RANK, decode_residual, encode_residual
 from .model import ResidualLM, load_model
 from .search import DEFAULT_CANDIDATES, parse_candidates, search_base
 
@@ -144,11 +137,8 @@ class LosslessProfile(Profile):
 
     def search(self, x: np.ndarray) -> list[Stream]:
         """The best candidate base, coded (:func:`.search.search_base`)."""
-        streams, _ = search_base(
-            self.model, x, self.candidates, self.search_finalists,
-            lambda img, xl, q, ad: encode_residual(self.model, img, xl, q, self.adapt_steps, self.adapter_rank, ad),
-            lambda img, xl, q: fit_residual(self.model, img, xl, q, self.adapt_steps),
-            lambda fit: widen(self.model, fit, self.adapt_steps, self.adapter_rank))
+        streams, _ = search_base(self.model, x, self.candidates, self.search_finalists, self.adapt_steps,
+                                 self.adapter_rank)
         return streams
 
     def earlier_releases(self) -> Iterator[LosslessProfile]:

@@ -10,7 +10,7 @@ full costs a KV-cached coding pass plus the adapter fit, so the search is three-
                                ──► the ``finalists`` best by that estimate: whole-image teacher-forced
                                    estimate with the bias-form adapter fitted (:func:`.coder.fit_residual`)
                                ──► only the best finalist is coded, with that adapter (its low-rank
-                                   form tried first, :func:`.coder.widen`)
+                                   form tried first, :func:`.coder.try_low_rank`)
 
 The choice travels in the IMAGE payload (codec id and quality byte), so the decoder never searches:
 it decodes the one base the file names. Ties keep the better-estimated candidate (deterministic).
@@ -18,15 +18,13 @@ it decodes the one base the file names. Ties keep the better-estimated candidate
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..container import Stream, StreamKind
-from .adapter import HeadAdapter
 from .base_codec import BASES
-from .coder import ResidualFit
+from .coder import ResidualFit, encode_residual, fit_residual, try_low_rank
 from .estimate import total_bits
 from .model import ResidualLM
 
@@ -69,16 +67,12 @@ class Trial:
 
 
 def search_base(model: ResidualLM, x: np.ndarray, candidates: list[Candidate], finalists: int,
-                encode_residual: Callable[[np.ndarray, np.ndarray, int, HeadAdapter | None], bytes],
-                refine: Callable[[np.ndarray, np.ndarray, int], ResidualFit],
-                widen: Callable[[ResidualFit], ResidualFit]) -> tuple[list[Stream], list[Trial]]:
+                adapt_steps: int, adapter_rank: int) -> tuple[list[Stream], list[Trial]]:
     """Rank ``candidates`` by their tile estimate, refine the best ``finalists``, code the best of those.
 
-    ``refine(x, xl, quality)`` fits the bias-form adapter on the whole image and estimates the residual
-    bits with it (:func:`.coder.fit_residual`); the winner's fit is then ``widen``-ed (its low-rank form
-    tried, :func:`.coder.widen`) and its adapter handed to ``encode_residual(x, xl, quality, adapter)``
-    (None: the coder fits its own, as a single-base encode does, with the same result). The callables
-    have the profile's adapter settings bound. With one finalist nothing is refined here.
+    A finalist gets :func:`.coder.fit_residual` (whole image, bias-form adapter, estimated bits); the
+    winner's fit goes through :func:`.coder.try_low_rank` and its adapter to :func:`.coder.encode_residual`,
+    so the file equals a single-base encode of the winner. With one finalist nothing is refined here.
     Returns (winning streams, every trial in tile-estimate order) so callers can report the search.
     """
     trials, bases = [], {}
@@ -92,7 +86,7 @@ def search_base(model: ResidualLM, x: np.ndarray, candidates: list[Candidate], f
     if len(final) > 1:
         for t in final:
             base, xl = bases[t.candidate]
-            fits[t.candidate] = refine(x, xl, t.candidate.quality)
+            fits[t.candidate] = fit_residual(model, x, xl, t.candidate.quality, adapt_steps)
             t.refined_bits = 8.0 * len(base) + fits[t.candidate].bits
         best = min(final, key=lambda t: t.refined_bits)  # min keeps the first of equals: the better tile estimate
     else:
@@ -100,8 +94,8 @@ def search_base(model: ResidualLM, x: np.ndarray, candidates: list[Candidate], f
     base, xl = bases[best.candidate]
     fit = fits.get(best.candidate)
     fits.clear()  # the losers' tokens are large
-    adapter = widen(fit).adapter if fit is not None else None
-    residual = encode_residual(x, xl, best.candidate.quality, adapter)
+    adapter = try_low_rank(model, fit, adapt_steps, adapter_rank).adapter if fit is not None else None
+    residual = encode_residual(model, x, xl, best.candidate.quality, adapt_steps, adapter_rank, adapter)
     best.streams = [Stream(StreamKind.IMAGE, base), Stream(StreamKind.RESIDUAL, residual)]
     best.size = sum(s.framed_size() for s in best.streams)
     return best.streams, trials
