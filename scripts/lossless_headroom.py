@@ -96,7 +96,6 @@ def main() -> None:
     ap.add_argument("--quality", type=int, default=40)
     ap.add_argument("--steps", type=int, default=300, help="Adam steps of each oracle fine-tune")
     args = ap.parse_args()
-    torch.manual_seed(0)
     model = load_model(args.weights or default_weights())
     files = args.images
     if not files:
